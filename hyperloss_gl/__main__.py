@@ -1,0 +1,3 @@
+from hyperloss_gl.cli import main
+
+raise SystemExit(main())
