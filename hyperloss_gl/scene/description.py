@@ -146,7 +146,7 @@ def auto_positions(count: int) -> list[tuple[float, float]]:
 
 
 def _region_radius(count: int) -> float:
-    return min(0.5, 1.15 / math.sqrt(count))
+    return min(0.44, 1.0 / math.sqrt(count))
 
 
 def _check_regions(raw: list, problems: list[str]) -> list[Region]:

@@ -140,7 +140,7 @@ def in_range(low: float, high: float) -> Callable[[Any], str | None]:
 
 def hex_color(value: str) -> str | None:
     """Check a "#RRGGBB" colour string."""
-    return None if HEX_COLOR.match(value) else 'use "#RRGGBB" with six hexadecimal digits'
+    return None if HEX_COLOR.fullmatch(value) else 'use "#RRGGBB" with six hexadecimal digits'
 
 
 def parse_color(value: str) -> tuple[float, float, float]:

@@ -107,6 +107,7 @@ class FrameState:
     counter_alpha: float
     counter_pop: float
     chips: tuple[Chip, ...]
+    """Every token of the shown prompt; chips that have not popped in yet have alpha 0."""
     chip_region: int
     output: OutputText
     loss: LossState
@@ -186,8 +187,6 @@ class Animator:
         for text, start in zip(self.scene.examples[epoch].tokens,
                                self.timeline.chip_times(epoch)):
             p = (t - start) / CHIP_POP_S if fade == 1.0 else 1.0
-            if p <= 0.0:
-                continue
             chips.append(Chip(text, float(easing.ease_out_back(p)),
                               float(easing.clamp01(p * 2.5)) * fade))
         return tuple(chips)

@@ -91,15 +91,28 @@ class Timeline:
         if t >= self.outro_start:
             progress = min((t - self.outro_start) / self.outro, 1.0)
             return Position(t, "outro", self.epochs - 1, None, progress, self.outro_start)
-        epoch = min(int((t - self.intro) // self.epoch_duration), self.epochs - 1)
-        local = t - self.epoch_start(epoch)
+        epoch = self._epoch_at(t)
         for stage in reversed(STAGES):
-            if local >= self.stage_offsets[stage]:
+            start = self.stage_start(epoch, stage)
+            if t >= start:
                 length = self.scene.timing[stage]
-                progress = min((local - self.stage_offsets[stage]) / length, 1.0)
-                return Position(t, "epoch", epoch, stage, progress,
-                                self.epoch_start(epoch) + self.stage_offsets[stage])
-        raise AssertionError("unreachable: the first stage starts at offset 0")
+                progress = min((t - start) / length, 1.0)
+                return Position(t, "epoch", epoch, stage, progress, start)
+        raise AssertionError("unreachable: _epoch_at returns an epoch that starts at or before t")
+
+    def _epoch_at(self, t: float) -> int:
+        """Return the 0-based epoch whose span, as ``epoch_start`` computes it, contains ``t``.
+
+        Floor division and the sum in ``epoch_start`` round differently, so the
+        estimate is corrected by one epoch where needed. Then ``locate`` of any
+        ``stage_start`` time names that stage.
+        """
+        epoch = min(max(int((t - self.intro) // self.epoch_duration), 0), self.epochs - 1)
+        if epoch + 1 < self.epochs and t >= self.epoch_start(epoch + 1):
+            epoch += 1
+        elif epoch > 0 and t < self.epoch_start(epoch):
+            epoch -= 1
+        return epoch
 
     def stage_progress(self, t: float, epoch: int, stage: str) -> float:
         """Return how far ``t`` is through one stage, clamped to 0..1."""
@@ -124,7 +137,7 @@ class Timeline:
             return 0.0
         if t >= self.outro_start:
             return float(self.epochs * steps)
-        epoch = min(int((t - self.intro) // self.epoch_duration), self.epochs - 1)
+        epoch = self._epoch_at(t)
         p = self.stage_progress(t, epoch, "tracer") * steps
         whole = min(int(p), steps - 1)
         frac = p - whole

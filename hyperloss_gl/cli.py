@@ -1,0 +1,208 @@
+"""The ``hyperloss`` command: parse options, configure logging, run a driver.
+
+Exit status: 0 on success, 1 on a runtime failure, 2 on invalid input, 130
+after Ctrl-C and 143 after SIGTERM. A user's mistake prints a message, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import re
+import signal
+import sys
+from pathlib import Path
+
+from hyperloss_gl import __version__, log
+from hyperloss_gl.errors import HyperlossError, UsageError
+
+DEFAULT_RECORDING = Path("capture/hyperloss.mp4")
+SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+MAX_SIZE = 7680
+MAX_FPS = 240
+
+
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so that cleanup code runs as for Ctrl-C."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` into even, positive pixel sizes."""
+    match = SIZE_PATTERN.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; use WIDTHxHEIGHT, "
+                                         "for example 1080x1920")
+    width, height = int(match.group(1)), int(match.group(2))
+    for name, value in (("width", width), ("height", height)):
+        if not 16 <= value <= MAX_SIZE:
+            raise argparse.ArgumentTypeError(f"invalid {name} {value} in {text!r}; allowed "
+                                             f"are 16 to {MAX_SIZE} pixels")
+        if value % 2:
+            raise argparse.ArgumentTypeError(
+                f"invalid {name} {value} in {text!r}: H.264 in yuv420p needs even sizes; "
+                f"use {value - 1} or {value + 1}")
+    return width, height
+
+
+def _number(kind, low, high, what):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; give "
+                                             f"{'an integer' if kind is int else 'a number'}")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; allowed are {low} to "
+                                             f"{high}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser; the README's option table follows it."""
+    parser = argparse.ArgumentParser(
+        prog="hyperloss",
+        description="Render 'Training a Language Model' as a vertical video. Without --record "
+                    "or --still, open the live preview window.")
+    parser.add_argument("--record", nargs="?", const=DEFAULT_RECORDING, type=Path,
+                        metavar="OUT", help="record to an MP4 file without a window "
+                        f"(default path: {DEFAULT_RECORDING})")
+    parser.add_argument("--still", type=_number(float, 0.0, 1e6, "still time"),
+                        metavar="SECONDS", help="write the one frame at SECONDS to --output")
+    parser.add_argument("--output", type=Path, metavar="FRAME.png",
+                        help="path of the --still image (default: capture/still-SECONDS.png)")
+    parser.add_argument("--scene", type=Path, metavar="FILE",
+                        help="scene description in TOML (default: the shipped scene)")
+    parser.add_argument("--look", type=Path, metavar="FILE",
+                        help="look file in TOML: colours, glow, sizes (default: the shipped look)")
+    parser.add_argument("--shaders", type=Path, metavar="DIR",
+                        help="folder of GLSL files to use instead of the shipped ones")
+    parser.add_argument("--size", type=parse_size, metavar="WxH",
+                        help="output size in pixels, even numbers (default: the scene's, "
+                             "1080x1920)")
+    parser.add_argument("--fps", type=_number(int, 1, MAX_FPS, "frame rate"),
+                        help="frames per second (default: the scene's, 60)")
+    parser.add_argument("--from", dest="start", type=_number(float, 0.0, 1e6, "start time"),
+                        default=0.0, metavar="SECONDS",
+                        help="start of the recorded range in seconds (default: 0)")
+    parser.add_argument("--to", dest="end", type=_number(float, 0.0, 1e6, "end time"),
+                        metavar="SECONDS",
+                        help="end of the recorded range in seconds (default: the end)")
+    parser.add_argument("--encoder", default="libx264",
+                        help="video encoder: libx264, libx265 or h264_nvenc (default: libx264)")
+    parser.add_argument("--preset", default="veryfast",
+                        help="encoder preset, for example veryfast or medium "
+                             "(default: veryfast)")
+    parser.add_argument("--crf", type=_number(int, 0, 51, "CRF"), default=None,
+                        help="constant rate factor, 0 (lossless) to 51; lower is better "
+                             "(default: 18)")
+    parser.add_argument("--bitrate", metavar="RATE",
+                        help="target bit rate such as 8M instead of --crf")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("--version", action="version", version=f"hyperloss {__version__}")
+    return parser
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    """Send the package logger to standard error at the chosen level."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("hyperloss: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run(args)
+    except HyperlossError as error:
+        log.error("error: %s", error)
+        return error.exit_status
+    except KeyboardInterrupt:
+        log.error("interrupted; partial output removed")
+        return 130
+    except Terminated:
+        log.error("terminated; partial output removed")
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the scene and look, then record, write a still or open the preview."""
+    from hyperloss_gl.look import load_look
+    from hyperloss_gl.scene import load_scene
+
+    scene = load_scene(args.scene)
+    look = load_look(args.look)
+    options = render_options(args, scene)
+    if args.record is not None and args.still is not None:
+        raise UsageError("--record and --still exclude each other; give one of them.")
+    if args.record is not None:
+        return _record(args, scene, look, options)
+    if args.still is not None:
+        return _still(args, scene, look, options)
+    from hyperloss_gl.preview import run_preview
+
+    return run_preview(scene, look, options, args)
+
+
+def render_options(args: argparse.Namespace, scene):
+    """Combine the options with the scene's defaults and check the time range."""
+    from hyperloss_gl.record import RenderOptions
+    from hyperloss_gl.scene import Timeline
+
+    width, height = args.size or (scene.width, scene.height)
+    fps = args.fps or scene.fps
+    duration = Timeline(scene).duration
+    if args.end is not None and args.end <= args.start:
+        raise UsageError(f"--from {args.start:g} must be before --to {args.end:g}.")
+    if args.start >= duration:
+        raise UsageError(f"--from {args.start:g} is past the end of the {duration:.2f} s video; "
+                         f"use a value below {duration:.2f}.")
+    if args.shaders is not None and not args.shaders.is_dir():
+        raise UsageError(f"--shaders {args.shaders} is not a folder; copy the shipped shaders "
+                         "folder and point --shaders at the copy.")
+    return RenderOptions(width, height, fps, args.start, args.end, args.shaders)
+
+
+def _record(args, scene, look, options) -> int:
+    from hyperloss_gl.encode import EncoderSettings
+    from hyperloss_gl.record import record_video
+
+    if args.crf is not None and args.bitrate is not None:
+        raise UsageError("--crf and --bitrate exclude each other; give one of them.")
+    settings = EncoderSettings(codec=args.encoder, preset=args.preset,
+                               crf=None if args.bitrate else (18 if args.crf is None
+                                                              else args.crf),
+                               bitrate=args.bitrate)
+    record_video(scene, look, args.record, options, settings)
+    return 0
+
+
+def _still(args, scene, look, options) -> int:
+    from hyperloss_gl.record import FrameSource, write_png
+    from hyperloss_gl.scene import Timeline
+
+    duration = Timeline(scene).duration
+    if args.still > duration:
+        raise UsageError(f"--still {args.still:g} is outside the {duration:.2f} s video; "
+                         f"use 0 to {duration:.2f}.")
+    output = args.output or Path(f"capture/still-{args.still:06.2f}.png")
+    source = FrameSource(scene, look, options)
+    write_png(output, source.still(args.still))
+    return 0

@@ -1,0 +1,161 @@
+"""The record driver: render frames offscreen and pipe them to FFmpeg, or write one still.
+
+Frame ``n`` shows ``t = n / fps``. The driver only picks those times and
+moves pixels: the animator decides the story, the renderer draws it, and
+:mod:`hyperloss_gl.encode` owns FFmpeg and the output file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from hyperloss_gl import log
+from hyperloss_gl.encode import EncoderSettings, VideoWriter
+from hyperloss_gl.errors import UsageError
+from hyperloss_gl.look import Look
+from hyperloss_gl.render.context import create_headless_context
+from hyperloss_gl.render.renderer import Renderer
+from hyperloss_gl.scene import Animator, Scene
+
+READBACK_RING = 2
+"""Pixel buffers in flight: frame ``n`` is copied out while frame ``n + 1`` draws."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What to render: output size, frame rate, time range and resources."""
+
+    width: int
+    height: int
+    fps: int
+    start: float = 0.0
+    end: float | None = None
+    shader_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """Figures of a finished recording."""
+
+    path: Path
+    frames: int
+    seconds: float
+    video_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def frame_range(animator: Animator, options: RenderOptions) -> range:
+    """Return the frame numbers whose times lie in ``[start, end)`` of the video."""
+    total = animator.timeline.frame_count(options.fps)
+    first = int(math.ceil(options.start * options.fps - 1e-9))
+    last = total if options.end is None else min(total, int(math.ceil(options.end * options.fps
+                                                                       - 1e-9)))
+    if first >= last:
+        raise UsageError(f"the time range {options.start:g} s to "
+                         f"{options.end if options.end is not None else animator.timeline.duration:g}"
+                         f" s holds no frame of the {animator.timeline.duration:.2f} s video; "
+                         "choose --from below --to and inside the video.")
+    return range(first, last)
+
+
+class FrameSource:
+    """An offscreen context, a renderer and an animator: frames by number or time."""
+
+    def __init__(self, scene: Scene, look: Look, options: RenderOptions,
+                 ctx: moderngl.Context | None = None):
+        self.options = options
+        self.ctx = ctx or create_headless_context()
+        self.animator = Animator(scene)
+        self.renderer = Renderer(self.ctx, scene, look, options.width, options.height,
+                                 options.shader_dir)
+
+    def draw(self, t: float, flip_for_readback: bool = True) -> None:
+        """Draw the frame at ``t`` into the renderer's output framebuffer."""
+        self.renderer.render(self.animator.state_at(t), flip_for_readback=flip_for_readback)
+
+    def still(self, t: float) -> np.ndarray:
+        """Return the frame at ``t`` as an (height, width, 4) RGBA array, top row first."""
+        self.draw(t)
+        return self.renderer.read_rgba().copy()
+
+
+def write_png(path: Path, rgba: np.ndarray) -> Path:
+    """Write an RGBA image to ``path`` atomically (temporary file, then rename)."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"still output {path} must end in .png; give a name like frame.png.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.partial",
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        Image.fromarray(rgba[:, :, :3]).save(temporary, format="PNG")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    log.info("wrote %s (%dx%d)", path, rgba.shape[1], rgba.shape[0])
+    return path
+
+
+def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOptions,
+                 settings: EncoderSettings, progress: bool | None = None) -> RecordSummary:
+    """Render the frames of ``options``' time range and encode them into ``out_path``."""
+    source = FrameSource(scene, look, options)
+    frames = frame_range(source.animator, options)
+    width, height, fps = options.width, options.height, options.fps
+    renderer = source.renderer
+    ring = [source.ctx.buffer(reserve=width * height * 4) for _ in range(READBACK_RING)]
+    started = time.perf_counter()
+    bar = _progress_bar(len(frames), progress)
+    with VideoWriter(out_path, width, height, fps, settings) as writer:
+        pending = []
+        for n in frames:
+            source.draw(n / fps)
+            pbo = ring[n % READBACK_RING]
+            renderer.output_fbo.read_into(pbo, components=4)
+            pending.append(pbo)
+            if len(pending) == READBACK_RING:
+                _hand_over(pending.pop(0), writer)
+                bar.update(1)
+        for pbo in pending:
+            _hand_over(pbo, writer)
+            bar.update(1)
+        bar.close()
+        result = writer.close()
+    seconds = time.perf_counter() - started
+    summary = RecordSummary(Path(out_path), len(frames), seconds, len(frames) / fps)
+    log.info("recorded %d frames (%.2f s of video) in %.1f s, %.1f frames/s, %.2f s per second "
+             "of video: %s", summary.frames, summary.video_seconds, seconds, summary.fps,
+             seconds / summary.video_seconds, out_path)
+    del result
+    return summary
+
+
+def _hand_over(pbo: moderngl.Buffer, writer: VideoWriter) -> None:
+    buffer = writer.frame_buffer()
+    pbo.read_into(buffer)
+    writer.submit(buffer)
+
+
+def _progress_bar(total: int, enabled: bool | None):
+    from tqdm import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, unit="frame", disable=not enabled, dynamic_ncols=True,
+                desc="recording", smoothing=0.1)

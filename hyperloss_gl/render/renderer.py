@@ -1,0 +1,278 @@
+"""Draw frame states with OpenGL: scene pass, bloom chain and composite.
+
+Pass by pass:
+
+1. Scene pass into an RGBA16F target: background shapes (panel card, region
+   boundaries), lines (axes, loss curve, trail, wave), the cloud's vectors,
+   front shapes (chips, tracer dot) and text, each one instanced draw call,
+   blended as premultiplied alpha.
+2. Bloom: the first step halves the size, applies the soft threshold and a
+   Karis average; further steps halve again; the way back up adds each level
+   to the upsampled smaller one in the shader, so no pass blends.
+3. Composite: background vignette, scene, bloom, tone mapping, sRGB and
+   dithering into an 8-bit target, flipped for readback when recording.
+
+The frame is drawn in design pixels (1080 x 1920) scaled uniformly onto the
+target, so glow radius and line widths look the same at every output size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from hyperloss_gl import log, resources
+from hyperloss_gl.look import Look
+from hyperloss_gl.render.batches import GLYPH_FLOATS, LINE_FLOATS, SHAPE_FLOATS, BatchBuilder
+from hyperloss_gl.render.glyphs import EDGE_VALUE, GlyphAtlas
+from hyperloss_gl.render.shaders import ShaderLibrary
+from hyperloss_gl.scene import cloud as cloud_math
+from hyperloss_gl.scene import layout
+from hyperloss_gl.scene.description import Scene
+from hyperloss_gl.scene.state import FrameState
+
+BLOOM_LEVELS = 5
+"""Bloom levels from half size down to 1/32 of the frame."""
+QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+FONT_WEIGHTS = {"semibold": "SemiBold", "bold": "Bold"}
+
+# Instance layouts: moderngl format string and attribute names, matching the shaders.
+SHAPE_LAYOUT = ("4f 4f 4f 4f 4x4/i", ("in_rect", "in_fill", "in_stroke", "in_shape"))
+LINE_LAYOUT = ("4f 4f 4f 4f 2f/i", ("in_segment", "in_neighbours", "in_color0", "in_color1",
+                                    "in_width"))
+GLYPH_LAYOUT = ("4f 4f 4f 2f/i", ("in_rect", "in_uv", "in_color", "in_style"))
+POINT_LAYOUT = ("3f 3f 3f 1f/i", ("in_position", "in_direction", "in_color", "in_brightness"))
+
+
+def design_transform(width: int, height: int) -> tuple[float, float, float]:
+    """Return the scale and pixel offset that fit the design frame inside a target."""
+    scale = min(width / layout.DESIGN_WIDTH, height / layout.DESIGN_HEIGHT)
+    return (scale, (width - layout.DESIGN_WIDTH * scale) / 2,
+            (height - layout.DESIGN_HEIGHT * scale) / 2)
+
+
+class InstanceBatch:
+    """One program drawn as instanced quads from a growing instance buffer."""
+
+    def __init__(self, ctx: moderngl.Context, quad: moderngl.Buffer, layout_spec, stride: int):
+        self.ctx = ctx
+        self.quad = quad
+        self.format, self.names = layout_spec
+        self.stride = stride
+        self.buffer = ctx.buffer(reserve=stride * 256, dynamic=True)
+        self.vao = None
+        self.program = None
+
+    def bind(self, program: moderngl.Program) -> None:
+        """Rebuild the vertex array for a (re)compiled program."""
+        self.program = program
+        if self.vao is not None:
+            self.vao.release()
+        self.vao = self.ctx.vertex_array(program, [
+            (self.quad, "2f", "in_corner"), (self.buffer, self.format, *self.names)])
+
+    def draw(self, rows: np.ndarray) -> None:
+        """Upload ``rows`` (float32, one row per instance) and draw them."""
+        if len(rows) == 0:
+            return
+        data = np.ascontiguousarray(rows, np.float32)
+        if data.nbytes > self.buffer.size:
+            self.buffer.orphan(max(data.nbytes, self.buffer.size * 2))
+            self.bind(self.program)
+        self.buffer.write(data)
+        self.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=len(data))
+
+
+class Renderer:
+    """Owns the GL resources of one output size and draws frame states into them."""
+
+    def __init__(self, ctx: moderngl.Context, scene: Scene, look: Look, width: int,
+                 height: int, shader_dir: Path | None = None):
+        self.ctx = ctx
+        self.scene = scene
+        self.look = look
+        self.width, self.height = width, height
+        self.shaders = ShaderLibrary(ctx, shader_dir or resources.shader_dir())
+        self.atlases = {key: GlyphAtlas(resources.font_path(weight))
+                        for key, weight in FONT_WEIGHTS.items()}
+        self.atlas_textures: dict[str, tuple[int, moderngl.Texture]] = {}
+        self.builder = BatchBuilder(scene, look, self.atlases)
+        self.quad = ctx.buffer(QUAD)
+        self.batches = {
+            "shapes": InstanceBatch(ctx, self.quad, SHAPE_LAYOUT, SHAPE_FLOATS * 4),
+            "lines": InstanceBatch(ctx, self.quad, LINE_LAYOUT, LINE_FLOATS * 4),
+            "text": InstanceBatch(ctx, self.quad, GLYPH_LAYOUT, GLYPH_FLOATS * 4),
+            "points": InstanceBatch(ctx, self.quad, POINT_LAYOUT, 10 * 4),
+        }
+        self._make_targets()
+        self.reload_shaders()
+
+    # Resources ---------------------------------------------------------
+
+    def _make_targets(self) -> None:
+        ctx, w, h = self.ctx, self.width, self.height
+        self.scene_texture = ctx.texture((w, h), 4, dtype="f2")
+        self.scene_fbo = ctx.framebuffer([self.scene_texture])
+        self.down, self.up = [], []
+        size = (w, h)
+        for level in range(BLOOM_LEVELS):
+            size = (max(size[0] // 2, 1), max(size[1] // 2, 1))
+            self.down.append(self._float_target(size))
+            self.up.append(self._float_target(size) if level < BLOOM_LEVELS - 1 else None)
+        self.output_texture = ctx.texture((w, h), 4)
+        self.output_fbo = ctx.framebuffer([self.output_texture])
+
+    def _float_target(self, size):
+        texture = self.ctx.texture(size, 3, dtype="f2")
+        texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        texture.repeat_x = texture.repeat_y = False
+        return texture, self.ctx.framebuffer([texture])
+
+    def reload_shaders(self) -> None:
+        """Compile every program; on failure the previous programs stay in use."""
+        programs = self.shaders.compile_all()
+        for name in ("shapes", "lines", "text", "points"):
+            self.batches[name].bind(programs[name])
+        self.fullscreen = {name: self.ctx.vertex_array(programs[name],
+                                                       [(self.quad, "2f", "in_corner")])
+                           for name in ("bloom_down", "bloom_up", "composite")}
+
+    def set_look(self, look: Look) -> None:
+        """Use new look parameters from the next frame on."""
+        self.look = look
+        self.builder.look = look
+
+    def _atlas_texture(self, key: str) -> moderngl.Texture:
+        atlas = self.atlases[key]
+        cached = self.atlas_textures.get(key)
+        if cached and cached[0] == atlas.version and cached[1].size == atlas.pixels.shape[::-1]:
+            return cached[1]
+        if cached:
+            cached[1].release()
+        pixels = np.ascontiguousarray(atlas.pixels)
+        texture = self.ctx.texture(pixels.shape[::-1], 1, pixels.tobytes())
+        texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.atlas_textures[key] = (atlas.version, texture)
+        return texture
+
+    # Drawing -----------------------------------------------------------
+
+    def _set_design_uniforms(self, program: moderngl.Program) -> None:
+        scale, ox, oy = design_transform(self.width, self.height)
+        program["u_design"].value = (scale, ox, oy, 0.0)
+        program["u_target_size"].value = (float(self.width), float(self.height))
+
+    def render(self, state: FrameState, flip_for_readback: bool = False,
+               target: moderngl.Framebuffer | None = None) -> None:
+        """Draw ``state`` into ``target`` (default: the 8-bit output framebuffer)."""
+        self._scene_pass(state)
+        self._bloom()
+        self._composite(target or self.output_fbo, flip_for_readback)
+
+    def _scene_pass(self, state: FrameState) -> None:
+        ctx = self.ctx
+        arrays = self.builder.build(state).arrays()
+        self.scene_fbo.use()
+        self.scene_fbo.clear(0.0, 0.0, 0.0, 0.0)
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+        for name in ("shapes", "lines", "text", "points"):
+            self._set_design_uniforms(self.batches[name].program)
+        self.batches["shapes"].draw(arrays["shapes_back"])
+        self.batches["lines"].draw(arrays["lines"])
+        self._draw_points(state)
+        self.batches["shapes"].draw(arrays["shapes_front"])
+        text = self.batches["text"]
+        for key in self.atlases:
+            rows = arrays.get(f"glyphs_{key}")
+            if rows is None or not len(rows):
+                continue
+            atlas = self.atlases[key]
+            self._atlas_texture(key).use(0)
+            text.program["u_atlas"].value = 0
+            text.program["u_sdf_edge"].value = EDGE_VALUE / 255.0
+            # A normalised atlas value of 1 spans 255 / 128 spreads of texels.
+            text.program["u_sdf_px_per_unit"].value = atlas.spread_px * 255.0 / EDGE_VALUE
+            text.draw(rows)
+        ctx.disable(moderngl.BLEND)
+
+    def _draw_points(self, state: FrameState) -> None:
+        cloud = state.cloud
+        if not len(cloud.positions):
+            return
+        program = self.batches["points"].program
+        view_projection = cloud.projection @ cloud.view
+        program["u_view_projection"].write(view_projection.T.astype(np.float32).tobytes())
+        rect = layout.CLOUD
+        program["u_cloud_rect"].value = (rect.x, rect.y, rect.w, rect.h)
+        program["u_dot_radius"].value = self.look.sizes["vector_radius"]
+        program["u_streak"].value = self.look.sizes["vector_streak"]
+        program["u_focus"].value = cloud_math.CAMERA_DISTANCE
+        rows = np.empty((len(cloud.positions), 10), np.float32)
+        rows[:, 0:3] = cloud.positions
+        rows[:, 3:6] = cloud.directions
+        rows[:, 6:9] = cloud.colors
+        rows[:, 9] = cloud.brightness * self.look.glow["vectors"]
+        self.batches["points"].draw(rows)
+
+    def _bloom(self) -> None:
+        look = self.look
+        down = self.fullscreen["bloom_down"]
+        program = down.program
+        program["u_flip_y"].value = 1.0
+        program["u_threshold"].value = look.glow["threshold"]
+        program["u_knee"].value = look.glow["knee"]
+        source = self.scene_texture
+        for level, (texture, fbo) in enumerate(self.down):
+            fbo.use()
+            source.use(0)
+            program["u_source"].value = 0
+            program["u_texel"].value = (1.0 / source.size[0], 1.0 / source.size[1])
+            program["u_first"].value = 1 if level == 0 else 0
+            down.render(moderngl.TRIANGLE_STRIP)
+            source = texture
+        up = self.fullscreen["bloom_up"]
+        program = up.program
+        program["u_flip_y"].value = 1.0
+        program["u_spread"].value = look.glow["radius"]
+        smaller = self.down[-1][0]
+        for level in range(BLOOM_LEVELS - 2, -1, -1):
+            texture, fbo = self.up[level]
+            fbo.use()
+            self.down[level][0].use(0)
+            smaller.use(1)
+            program["u_level"].value = 0
+            program["u_smaller"].value = 1
+            program["u_texel"].value = (1.0 / smaller.size[0], 1.0 / smaller.size[1])
+            up.render(moderngl.TRIANGLE_STRIP)
+            smaller = texture
+        self.bloom_texture = smaller
+
+    def _composite(self, target: moderngl.Framebuffer, flip: bool) -> None:
+        look = self.look
+        composite = self.fullscreen["composite"]
+        program = composite.program
+        target.use()
+        self.scene_texture.use(0)
+        self.bloom_texture.use(1)
+        program["u_scene"].value = 0
+        program["u_bloom"].value = 1
+        program["u_flip_y"].value = -1.0 if flip else 1.0
+        # Each level adds a share of the next; dividing keeps strength independent of radius.
+        program["u_bloom_strength"].value = look.glow["strength"] * (1.0 - look.glow["radius"] * 0.5)
+        program["u_exposure"].value = look.tone["exposure"]
+        program["u_background"].value = look.colors["background"]
+        program["u_background_glow"].value = look.colors["background_glow"]
+        program["u_dither"].value = 1.0 if look.tone["dither"] else 0.0
+        scale, ox, oy = design_transform(self.width, self.height)
+        program["u_design_rect"].value = (
+            ox / self.width, oy / self.height, (ox + layout.DESIGN_WIDTH * scale) / self.width,
+            (oy + layout.DESIGN_HEIGHT * scale) / self.height)
+        composite.render(moderngl.TRIANGLE_STRIP)
+
+    def read_rgba(self) -> np.ndarray:
+        """Return the output framebuffer as an (height, width, 4) uint8 array, bottom row first."""
+        data = self.output_fbo.read(components=4)
+        return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 4)
