@@ -256,7 +256,7 @@ def load_scene(path: Path | None = None) -> Scene:
     scene = Scene(top["title"], top["seed"], video["width"], video["height"], video["fps"],
                   timing, tuple(loss), loss_table["steps_per_epoch"], axis_max, tuple(regions),
                   tuple(examples), path)
-    if not problems and scene.duration > MAX_DURATION_S:
+    if scene.duration > MAX_DURATION_S:
         problems.append(f"the scene lasts {scene.duration:.0f} s; at most {MAX_DURATION_S:.0f} s "
                         "are allowed. Use fewer examples or shorter [timing] values")
     raise_if_problems(path, problems)

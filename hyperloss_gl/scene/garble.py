@@ -38,24 +38,32 @@ def _word_spans(text: str) -> list[tuple[int, int]]:
 def garble_mask(text: str, stage: str, severity: float, seed: int, epoch: int) -> np.ndarray:
     """Return which characters of ``text`` are garbled in a stage (a bool per character).
 
-    ``severity`` in 0..1 is the normalised loss. Spaces are never garbled so the
-    answer keeps its shape while it resolves.
+    ``severity`` in 0..1 is the normalised loss. The gibberish stage garbles a
+    share of the letters that grows with the loss; the partial stage keeps only
+    the garbled letters of some words, so it is always a subset of the
+    gibberish and at least one word reads right. Spaces are never garbled, so
+    the answer keeps its shape while it resolves.
     """
     rng = np.random.default_rng([seed, epoch, 0x6A2B])
-    mask = np.zeros(len(text), bool)
+    letters = np.flatnonzero([not ch.isspace() for ch in text])
+    gibberish = np.zeros(len(text), bool)
+    count = int(round((0.5 + 0.5 * severity) * len(letters)))
+    gibberish[rng.permutation(letters)[:count]] = True
     if stage == "gibberish":
-        mask[:] = rng.random(len(text)) < 0.62 + 0.38 * severity
-    elif stage == "partial":
-        spans = _word_spans(text)
-        hits = rng.random(len(spans)) < 0.2 + 0.4 * severity
-        if spans and not hits.any():
-            hits[-1] = True
-        if len(spans) > 1 and hits.all():
-            hits[rng.integers(len(spans))] = False  # "partial" keeps at least one word right
-        for (start, end), hit in zip(spans, hits):
-            mask[start:end] = hit
-    space = np.array([ch.isspace() for ch in text], bool)
-    return mask & ~space
+        return gibberish
+    if stage != "partial":
+        return np.zeros(len(text), bool)
+    spans = _word_spans(text)
+    wrong = int(round((0.25 + 0.45 * severity) * len(spans)))
+    wrong = min(max(wrong, 1), max(len(spans) - 1, 1))
+    words = np.zeros(len(text), bool)
+    for index in rng.permutation(len(spans))[:wrong]:
+        start, end = spans[index]
+        words[start:end] = True
+    partial = gibberish & words
+    if not partial.any() and words.any():
+        partial = words.copy()
+    return partial
 
 
 def garble(text: str, mask: np.ndarray, seed: int, epoch: int, t: float) -> str:

@@ -56,7 +56,7 @@ def read_toml(path: Path, what: str) -> dict:
         raise UsageError(f"cannot read {what} {path}: {error.strerror}. "
                          "Check its permissions.") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise UsageError(f"{what} {path} is not UTF-8 text (invalid byte at offset "
                          f"{error.start}); save it as UTF-8.") from None

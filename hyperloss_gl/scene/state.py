@@ -20,9 +20,9 @@ from hyperloss_gl.scene.garble import garble, garble_mask
 from hyperloss_gl.scene.timeline import CHIP_POP_S, TRACER_TRAIL_S, Position, Timeline
 
 TRAIL_SAMPLES = 14
-OTHER_REGION_LEARNING = 0.12
+OTHER_REGION_LEARNING = 0.04
 """Share of an epoch's training that reaches the regions other than the active one."""
-ORDER_RATE = 0.8
+ORDER_RATE = 0.55
 """Order of a region after ``k`` trainings is ``1 - exp(-ORDER_RATE * k)``."""
 WAVE_REACH = 640.0
 """Radius of the backprop wave at the end of its stage, in design pixels."""

@@ -156,7 +156,7 @@ class Timeline:
             for i, chip_t in enumerate(self.chip_times(epoch)):
                 events.append(Event(chip_t, "chip", epoch, i, CHIP_POP_S))
             region_on = self.stage_start(epoch, "forward")
-            region_off = self.stage_end(epoch, "backprop")
+            region_off = self.stage_end(epoch, "tracer")
             events.append(Event(region_on, "region_on", epoch, example.region,
                                 region_off - region_on))
             events.append(Event(region_off, "region_off", epoch, example.region))
