@@ -108,3 +108,21 @@ def default_timeline(default_scene):
 @pytest.fixture
 def default_animator(default_scene):
     return Animator(default_scene)
+
+
+@pytest.fixture(scope="session")
+def gl_context():
+    """One headless EGL context for the whole session, as in moderngl's own tests."""
+    from hyperloss_gl.render.context import create_headless_context
+
+    ctx = create_headless_context()
+    yield ctx
+    ctx.release()
+
+
+@pytest.fixture
+def gl(gl_context):
+    """The session's context with the GL error flag checked before and after the test."""
+    assert gl_context.error == "GL_NO_ERROR", "a previous test left a GL error"
+    yield gl_context
+    assert gl_context.error == "GL_NO_ERROR"
