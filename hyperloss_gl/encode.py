@@ -475,8 +475,10 @@ def _colour_filter_chain(input_format: str) -> str:
     if input_format == "yuv420p":
         return tags
     # "area" makes each chroma sample the mean of its 2x2 block, which the centre
-    # chroma location tag describes. accurate_rnd rounds instead of truncating.
-    convert = "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_inp+area"
+    # chroma location tag describes. accurate_rnd (rounding instead of truncating)
+    # is left out: it cost about 5 ms per 1080x1920 frame, a quarter of x264
+    # veryfast's time, on the 2-core machine the benchmark ran on.
+    convert = "scale=out_color_matrix=bt709:out_range=tv:flags=full_chroma_inp+area"
     return f"{convert},format=yuv420p,{tags}"
 
 

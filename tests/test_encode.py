@@ -250,7 +250,7 @@ def test_frame_n_shown_at_n_over_fps(recorded, source_frames):
 def test_command_converts_and_tags_bt709(recorded):
     command = " ".join(recorded[1].command)
 
-    assert "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd" in command
+    assert "scale=out_color_matrix=bt709:out_range=tv:flags=full_chroma_inp+area" in command
     assert "-color_range pc -colorspace rgb" in command
     assert "-color_primaries bt709 -color_trc bt709 -colorspace bt709 -color_range tv" in command
     assert "-movflags +faststart" in command

@@ -34,7 +34,7 @@ from hyperloss_gl.scene.description import Scene
 from hyperloss_gl.scene.state import FrameState
 
 BLOOM_LEVELS = 5
-"""Bloom levels from half size down to 1/32 of the frame."""
+"""Bloom levels from a quarter of the frame's size down to 1/64."""
 QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
 FONT_WEIGHTS = {"semibold": "SemiBold", "bold": "Bold"}
 
@@ -116,16 +116,19 @@ class Renderer:
         self.scene_texture = ctx.texture((w, h), 4, dtype="f2")
         self.scene_fbo = ctx.framebuffer([self.scene_texture])
         self.down, self.up = [], []
-        size = (w, h)
+        # The first level is a quarter of the frame: on a software rasteriser a
+        # half-size level costs more than the rest of the chain together.
+        size = (w * 2, h * 2)
         for level in range(BLOOM_LEVELS):
-            size = (max(size[0] // 2, 1), max(size[1] // 2, 1))
+            size = (max(size[0] // (8 if level == 0 else 2), 1),
+                    max(size[1] // (8 if level == 0 else 2), 1))
             self.down.append(self._float_target(size))
             self.up.append(self._float_target(size) if level < BLOOM_LEVELS - 1 else None)
         self.output_texture = ctx.texture((w, h), 4)
         self.output_fbo = ctx.framebuffer([self.output_texture])
 
     def _float_target(self, size):
-        texture = self.ctx.texture(size, 3, dtype="f2")
+        texture = self.ctx.texture(size, 4, dtype="f4")
         texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
         texture.repeat_x = texture.repeat_y = False
         return texture, self.ctx.framebuffer([texture])
