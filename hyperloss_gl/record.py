@@ -76,6 +76,7 @@ class FrameSource:
     def __init__(self, scene: Scene, look: Look, options: RenderOptions,
                  ctx: moderngl.Context | None = None):
         self.options = options
+        self.owns_context = ctx is None
         self.ctx = ctx or create_headless_context()
         self.animator = Animator(scene)
         self.renderer = Renderer(self.ctx, scene, look, options.width, options.height,
@@ -84,6 +85,11 @@ class FrameSource:
     def draw(self, t: float, flip_for_readback: bool = True) -> None:
         """Draw the frame at ``t`` into the renderer's output framebuffer."""
         self.renderer.render(self.animator.state_at(t), flip_for_readback=flip_for_readback)
+
+    def release(self) -> None:
+        """Release the context if this source created it."""
+        if self.owns_context:
+            self.ctx.release()
 
     def still(self, t: float) -> np.ndarray:
         """Return the frame at ``t`` as an (height, width, 4) RGBA array, top row first."""
@@ -116,18 +122,33 @@ def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOption
                  settings: EncoderSettings, progress: bool | None = None) -> RecordSummary:
     """Render the frames of ``options``' time range and encode them into ``out_path``."""
     source = FrameSource(scene, look, options)
-    frames = frame_range(source.animator, options)
-    width, height, fps = options.width, options.height, options.fps
-    renderer = source.renderer
-    ring = [source.ctx.buffer(reserve=width * height * 4) for _ in range(READBACK_RING)]
-    started = time.perf_counter()
+    try:
+        frames = frame_range(source.animator, options)
+        started = time.perf_counter()
+        _encode_frames(source, frames, out_path, settings, progress)
+    finally:
+        source.release()
+    seconds = time.perf_counter() - started
+    summary = RecordSummary(Path(out_path), len(frames), seconds, len(frames) / options.fps)
+    log.info("recorded %d frames (%.2f s of video) in %.1f s, %.1f frames/s, %.2f s per second "
+             "of video: %s", summary.frames, summary.video_seconds, seconds, summary.fps,
+             seconds / summary.video_seconds, out_path)
+    return summary
+
+
+def _encode_frames(source: FrameSource, frames: range, out_path: Path,
+                   settings: EncoderSettings, progress: bool | None) -> None:
+    """Draw ``frames`` and pass them to ``writer``, reading each back one frame late."""
+    options = source.options
+    size = options.width * options.height * 4
+    ring = [source.ctx.buffer(reserve=size) for _ in range(READBACK_RING)]
     bar = _progress_bar(len(frames), progress)
-    with VideoWriter(out_path, width, height, fps, settings) as writer:
+    with VideoWriter(out_path, options.width, options.height, options.fps, settings) as writer:
         pending = []
         for n in frames:
-            source.draw(n / fps)
+            source.draw(n / options.fps)
             pbo = ring[n % READBACK_RING]
-            renderer.output_fbo.read_into(pbo, components=4)
+            source.renderer.output_fbo.read_into(pbo, components=4)
             pending.append(pbo)
             if len(pending) == READBACK_RING:
                 _hand_over(pending.pop(0), writer)
@@ -136,14 +157,6 @@ def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOption
             _hand_over(pbo, writer)
             bar.update(1)
         bar.close()
-        result = writer.close()
-    seconds = time.perf_counter() - started
-    summary = RecordSummary(Path(out_path), len(frames), seconds, len(frames) / fps)
-    log.info("recorded %d frames (%.2f s of video) in %.1f s, %.1f frames/s, %.2f s per second "
-             "of video: %s", summary.frames, summary.video_seconds, seconds, summary.fps,
-             seconds / summary.video_seconds, out_path)
-    del result
-    return summary
 
 
 def _hand_over(pbo: moderngl.Buffer, writer: VideoWriter) -> None:

@@ -122,7 +122,12 @@ def gl_context():
 
 @pytest.fixture
 def gl(gl_context):
-    """The session's context with the GL error flag checked before and after the test."""
-    assert gl_context.error == "GL_NO_ERROR", "a previous test left a GL error"
-    yield gl_context
-    assert gl_context.error == "GL_NO_ERROR"
+    """The session's context, made current, with the GL error flag checked around the test.
+
+    Recording tests create contexts of their own, so each test makes the
+    session's context current again before it draws.
+    """
+    with gl_context:
+        assert gl_context.error == "GL_NO_ERROR", "a previous test left a GL error"
+        yield gl_context
+        assert gl_context.error == "GL_NO_ERROR"
