@@ -19,6 +19,7 @@ import moderngl
 import numpy as np
 
 from hyperloss_gl import log
+from hyperloss_gl.audio import temporary_track_file
 from hyperloss_gl.encode import EncoderSettings, VideoWriter
 from hyperloss_gl.errors import UsageError
 from hyperloss_gl.look import Look
@@ -40,6 +41,8 @@ class RenderOptions:
     start: float = 0.0
     end: float | None = None
     shader_dir: Path | None = None
+    motion_blur: int = 1
+    """Sub-frames averaged per frame; 1 turns motion blur off."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,16 @@ class RecordSummary:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+SHUTTER = 0.5
+"""Open shutter as a share of the frame interval, for motion blur (a 180-degree shutter)."""
+
+
+def shutter_times(t: float, fps: int, count: int) -> list[float]:
+    """Return ``count`` sub-frame times spread evenly over a shutter centred on ``t``."""
+    open_s = SHUTTER / fps
+    return [max(t + ((k + 0.5) / count - 0.5) * open_s, 0.0) for k in range(count)]
 
 
 def frame_range(animator: Animator, options: RenderOptions) -> range:
@@ -84,7 +97,13 @@ class FrameSource:
 
     def draw(self, t: float, flip_for_readback: bool = True) -> None:
         """Draw the frame at ``t`` into the renderer's output framebuffer."""
-        self.renderer.render(self.animator.state_at(t), flip_for_readback=flip_for_readback)
+        count = self.options.motion_blur
+        if count <= 1:
+            self.renderer.render(self.animator.state_at(t), flip_for_readback=flip_for_readback)
+            return
+        states = [self.animator.state_at(time) for time in shutter_times(t, self.options.fps,
+                                                                         count)]
+        self.renderer.render_blurred(states, flip_for_readback=flip_for_readback)
 
     def release(self) -> None:
         """Release the context if this source created it."""
@@ -119,13 +138,19 @@ def write_png(path: Path, rgba: np.ndarray) -> Path:
 
 
 def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOptions,
-                 settings: EncoderSettings, progress: bool | None = None) -> RecordSummary:
-    """Render the frames of ``options``' time range and encode them into ``out_path``."""
+                 settings: EncoderSettings, progress: bool | None = None, *,
+                 sound: bool = True, music: Path | None = None) -> RecordSummary:
+    """Render the frames of ``options``' time range and encode them into ``out_path``.
+
+    With ``sound`` the file gets the range's sound track, with ``music`` mixed under it.
+    """
     source = FrameSource(scene, look, options)
     try:
         frames = frame_range(source.animator, options)
         started = time.perf_counter()
-        _encode_frames(source, frames, out_path, settings, progress)
+        with temporary_track_file(scene, look, out_path, options.fps, frames, enabled=sound,
+                                  music=music) as audio_path:
+            _encode_frames(source, frames, out_path, settings, progress, audio_path)
     finally:
         source.release()
     seconds = time.perf_counter() - started
@@ -137,13 +162,15 @@ def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOption
 
 
 def _encode_frames(source: FrameSource, frames: range, out_path: Path,
-                   settings: EncoderSettings, progress: bool | None) -> None:
+                   settings: EncoderSettings, progress: bool | None,
+                   audio_path: Path | None = None) -> None:
     """Draw ``frames`` and pass them to ``writer``, reading each back one frame late."""
     options = source.options
     size = options.width * options.height * 4
     ring = [source.ctx.buffer(reserve=size) for _ in range(READBACK_RING)]
     bar = _progress_bar(len(frames), progress)
-    with VideoWriter(out_path, options.width, options.height, options.fps, settings) as writer:
+    with VideoWriter(out_path, options.width, options.height, options.fps, settings,
+                     audio_path=audio_path) as writer:
         pending = []
         for n in frames:
             source.draw(n / options.fps)

@@ -24,8 +24,10 @@ void main() {
     vec4 color = v_fill * inside;
     color = v_stroke * ring + color * (1.0 - v_stroke.a * ring);
     // Outer glow: a soft falloff outside the edge in the border's colour.
+    // It reaches zero exactly at the quad's margin, so no square edge shows.
     if (v_shape.z > 0.0 && d > 0.0) {
-        float glow = exp(-3.0 * d / v_shape.z) * v_shape.w;
+        float fall = clamp(1.0 - d / v_shape.z, 0.0, 1.0);
+        float glow = fall * fall * fall * v_shape.w;
         color += vec4(v_stroke.rgb * glow, 0.0);
     }
     f_color = color;

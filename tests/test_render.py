@@ -147,3 +147,24 @@ def test_half_size_matches_full_size(gl, gl_context, default_scene):
     error = np.mean((reduced - half[..., :3]) ** 2)
     psnr = 10 * np.log10(255.0 ** 2 / error)
     assert psnr >= 28.0, f"PSNR {psnr:.1f} dB between half and full size"
+
+
+def test_motion_blur_averages_subframes(gl, gl_context, default_scene):
+    from hyperloss_gl.record import shutter_times
+
+    look = load_look()
+    timeline = FrameSource(default_scene, look, RenderOptions(WIDTH, HEIGHT, 60),
+                           ctx=gl_context).animator.timeline
+    t = timeline.stage_start(2, "tracer") + 0.15  # the tracer moves fast here
+    sharp = FrameSource(default_scene, look, RenderOptions(WIDTH, HEIGHT, 60), ctx=gl_context)
+    blurred = FrameSource(default_scene, look, RenderOptions(WIDTH, HEIGHT, 60, motion_blur=4),
+                          ctx=gl_context)
+    times = shutter_times(t, 60, 4)
+    assert times[0] < t < times[-1]
+    assert times[-1] - times[0] == pytest.approx(0.5 / 60 * 3 / 4)
+    sharp_image = sharp.still(t).astype(np.float64)
+    blurred_image = blurred.still(t).astype(np.float64)
+    # The average of the four sharp sub-frames approximates the blurred frame.
+    average = np.mean([sharp.still(x).astype(np.float64) for x in times], axis=0)
+    assert np.abs(blurred_image - average).mean() < 1.0
+    assert np.abs(blurred_image - sharp_image).max() > 20, "blur changed nothing"

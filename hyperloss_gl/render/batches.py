@@ -303,13 +303,15 @@ class BatchBuilder:
         wave = state.wave
         if wave.strength <= 0.0 or wave.radius <= 1.0:
             return
-        angles = np.linspace(0.0, 2.0 * math.pi, WAVE_SEGMENTS + 1)
+        # Only the upper half of the ring: the wave rises from the output row
+        # through the cloud, and its ends fade out where they meet the row.
+        angles = np.linspace(math.pi, 2.0 * math.pi, WAVE_SEGMENTS + 1)
         points = np.stack([wave.center[0] + wave.radius * np.cos(angles),
                            wave.center[1] + wave.radius * np.sin(angles)], axis=1)
+        fade = np.sin(angles - math.pi) ** 0.6
         color = mix(self.look.colors["wave"], wave.color, 0.5)
-        colors = np.tile(rgba(color, 0.9 * wave.strength, 2.2), (len(points), 1))
-        self.polyline(self._batches.lines, points, colors, np.full(len(points), 3.5),
-                      closed=True)
+        colors = np.array([rgba(color, 0.9 * wave.strength * f, 2.2) for f in fade])
+        self.polyline(self._batches.lines, points, colors, 1.5 + 2.5 * fade)
 
     def _output_row(self, state: FrameState) -> None:
         look, row, out = self.look, layout.OUTPUT_ROW, state.output

@@ -124,6 +124,7 @@ class Renderer:
                     max(size[1] // (8 if level == 0 else 2), 1))
             self.down.append(self._float_target(size))
             self.up.append(self._float_target(size) if level < BLOOM_LEVELS - 1 else None)
+        self.accum = None
         self.output_texture = ctx.texture((w, h), 4)
         self.output_fbo = ctx.framebuffer([self.output_texture])
 
@@ -140,7 +141,7 @@ class Renderer:
             self.batches[name].bind(programs[name])
         self.fullscreen = {name: self.ctx.vertex_array(programs[name],
                                                        [(self.quad, "2f", "in_corner")])
-                           for name in ("bloom_down", "bloom_up", "composite")}
+                           for name in ("bloom_down", "bloom_up", "composite", "accumulate")}
 
     def set_look(self, look: Look) -> None:
         """Use new look parameters from the next frame on."""
@@ -171,8 +172,40 @@ class Renderer:
                target: moderngl.Framebuffer | None = None) -> None:
         """Draw ``state`` into ``target`` (default: the 8-bit output framebuffer)."""
         self._scene_pass(state)
-        self._bloom()
-        self._composite(target or self.output_fbo, flip_for_readback)
+        self._bloom(self.scene_texture)
+        self._composite(self.scene_texture, target or self.output_fbo, flip_for_readback)
+
+    def render_blurred(self, states: list[FrameState], flip_for_readback: bool = False,
+                       target: moderngl.Framebuffer | None = None) -> None:
+        """Draw the average of several sub-frame states: motion blur across a shutter.
+
+        Each sub-frame's scene pass is added into a 32-bit float accumulation
+        target with an equal weight; bloom and tone mapping then run once on
+        the average, as a camera would expose it.
+        """
+        if len(states) == 1:
+            self.render(states[0], flip_for_readback, target)
+            return
+        if self.accum is None:
+            texture = self.ctx.texture((self.width, self.height), 4, dtype="f4")
+            self.accum = (texture, self.ctx.framebuffer([texture]))
+        accum_texture, accum_fbo = self.accum
+        accumulate = self.fullscreen["accumulate"]
+        accum_fbo.use()
+        accum_fbo.clear(0.0, 0.0, 0.0, 0.0)
+        for state in states:
+            self._scene_pass(state)
+            accum_fbo.use()
+            self.ctx.enable(moderngl.BLEND)
+            self.ctx.blend_func = moderngl.ONE, moderngl.ONE
+            self.scene_texture.use(0)
+            accumulate.program["u_source"].value = 0
+            accumulate.program["u_weight"].value = 1.0 / len(states)
+            accumulate.program["u_flip_y"].value = 1.0
+            accumulate.render(moderngl.TRIANGLE_STRIP)
+            self.ctx.disable(moderngl.BLEND)
+        self._bloom(accum_texture)
+        self._composite(accum_texture, target or self.output_fbo, flip_for_readback)
 
     def _scene_pass(self, state: FrameState) -> None:
         ctx = self.ctx
@@ -220,14 +253,13 @@ class Renderer:
         rows[:, 9] = cloud.brightness * self.look.glow["vectors"]
         self.batches["points"].draw(rows)
 
-    def _bloom(self) -> None:
+    def _bloom(self, source: moderngl.Texture) -> None:
         look = self.look
         down = self.fullscreen["bloom_down"]
         program = down.program
         program["u_flip_y"].value = 1.0
         program["u_threshold"].value = look.glow["threshold"]
         program["u_knee"].value = look.glow["knee"]
-        source = self.scene_texture
         for level, (texture, fbo) in enumerate(self.down):
             fbo.use()
             source.use(0)
@@ -253,12 +285,13 @@ class Renderer:
             smaller = texture
         self.bloom_texture = smaller
 
-    def _composite(self, target: moderngl.Framebuffer, flip: bool) -> None:
+    def _composite(self, hdr: moderngl.Texture, target: moderngl.Framebuffer,
+                   flip: bool) -> None:
         look = self.look
         composite = self.fullscreen["composite"]
         program = composite.program
         target.use()
-        self.scene_texture.use(0)
+        hdr.use(0)
         self.bloom_texture.use(1)
         program["u_scene"].value = 0
         program["u_bloom"].value = 1

@@ -30,6 +30,7 @@ PROGRAMS = {
     "bloom_down": ("fullscreen.vert", "bloom_down.frag"),
     "bloom_up": ("fullscreen.vert", "bloom_up.frag"),
     "composite": ("fullscreen.vert", "composite.frag"),
+    "accumulate": ("fullscreen.vert", "accumulate.frag"),
 }
 """Every program the renderer uses: name to (vertex, fragment) file names."""
 
