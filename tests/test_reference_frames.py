@@ -47,8 +47,9 @@ MOMENTS = {
 
 @pytest.fixture(scope="module")
 def source(gl_context, default_scene):
-    return FrameSource(default_scene, load_look(), RenderOptions(WIDTH, HEIGHT, 60),
-                       ctx=gl_context)
+    with gl_context:  # another test's recording may have left its own context current
+        return FrameSource(default_scene, load_look(), RenderOptions(WIDTH, HEIGHT, 60),
+                           ctx=gl_context)
 
 
 def moment_time(source, spec) -> float:
