@@ -5,7 +5,7 @@
 // points along the vector's direction, drawn as a quad around both.
 in vec2 in_corner;        // -1..1; x along the streak, y across it
 in vec3 in_position;      // cloud units
-in vec3 in_direction;     // unit vector, cloud units
+in vec3 in_direction;     // cloud units, any length above zero
 in vec3 in_color;         // linear RGB of the region
 in float in_brightness;   // 1.0 is the resting level; above 1 glows
 
@@ -27,7 +27,8 @@ vec2 cloud_to_design(vec4 clip) {
 
 void main() {
     vec4 clip = u_view_projection * vec4(in_position, 1.0);
-    vec4 tip_clip = u_view_projection * vec4(in_position + in_direction * u_streak, 1.0);
+    vec3 direction = in_direction / max(length(in_direction), 1e-6);
+    vec4 tip_clip = u_view_projection * vec4(in_position + direction * u_streak, 1.0);
     vec2 center = cloud_to_design(clip);
     vec2 streak = cloud_to_design(tip_clip) - center;
     // Depth cues: nearer vectors are larger and brighter.
@@ -38,7 +39,8 @@ void main() {
     float len = length(streak);
     vec2 along = len > 1e-3 ? streak / len : vec2(1.0, 0.0);
     vec2 across = vec2(-along.y, along.x);
-    float pad = radius * 2.5 + 2.0 / u_design.x;
+    // The halo reaches 2.5 radii; one pixel more leaves room for anti-aliasing.
+    float pad = radius * 2.5 + 1.0 / u_design.x;
     vec2 mid = center + streak * 0.5;
     vec2 design = mid + along * in_corner.x * (len * 0.5 + pad) + across * in_corner.y * pad;
     gl_Position = design_to_clip(design);

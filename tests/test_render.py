@@ -169,3 +169,37 @@ def test_motion_blur_averages_subframes(gl, gl_context, default_scene):
     average = np.mean([sharp.still(x).astype(np.float64) for x in times], axis=0)
     assert np.abs(blurred_image - average).mean() < 1.0
     assert np.abs(blurred_image - sharp_image).max() > 20, "blur changed nothing"
+
+
+@pytest.fixture(scope="module")
+def dense_source(gl_context, tmp_path_factory):
+    import tomllib
+
+    from conftest import dump_toml
+    from hyperloss_gl import resources
+    from hyperloss_gl.scene import load_scene
+
+    data = tomllib.loads(resources.DEFAULT_SCENE.read_text(encoding="utf-8"))
+    for region in data["regions"]:
+        region["vectors"] = 20_000
+    path = tmp_path_factory.mktemp("dense") / "dense.toml"
+    path.write_text(dump_toml(data), encoding="utf-8")
+    with gl_context:
+        return FrameSource(load_scene(path), load_look(), RenderOptions(WIDTH, HEIGHT, 60),
+                           ctx=gl_context)
+
+
+def test_dense_cloud_uses_cpu_splat(gl, dense_source):
+    assert dense_source.renderer.splatter is not None
+    assert dense_source.animator.scene.vector_count == 100_000
+
+
+def test_dense_active_region_brightens(gl, dense_source):
+    epoch = 3
+    active = dense_source.animator.scene.examples[epoch].region
+    before = region_levels(dense_source, dense_source.animator.timeline.epoch_start(epoch))
+    during = region_levels(dense_source, epoch_stage_time(dense_source, epoch, "partial"))
+    assert during[active] > before[active] + 25, (before, during)
+    for index, (old, new) in enumerate(zip(before, during)):
+        if index != active:
+            assert new < old + 3, f"region {index} brightened from {old:.1f} to {new:.1f}"

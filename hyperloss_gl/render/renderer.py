@@ -18,6 +18,7 @@ target, so glow radius and line widths look the same at every output size.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import moderngl
@@ -28,11 +29,17 @@ from hyperloss_gl.look import Look
 from hyperloss_gl.render.batches import GLYPH_FLOATS, LINE_FLOATS, SHAPE_FLOATS, BatchBuilder
 from hyperloss_gl.render.glyphs import EDGE_VALUE, GlyphAtlas
 from hyperloss_gl.render.shaders import ShaderLibrary
+from hyperloss_gl.render.splat import CloudSplatter
 from hyperloss_gl.scene import cloud as cloud_math
 from hyperloss_gl.scene import layout
 from hyperloss_gl.scene.description import Scene
 from hyperloss_gl.scene.state import FrameState
 
+DUST_ABOVE = 2000
+"""Regions with more vectors than this draw them as plain dots (GL points): on a
+software rasteriser 100,000 instanced quads cost several times more to set up."""
+DENSITY_REFERENCE = 35
+"""Vectors per region at which the look file's vector sizes apply unscaled."""
 BLOOM_LEVELS = 5
 """Bloom levels from a quarter of the frame's size down to 1/64."""
 QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
@@ -44,6 +51,7 @@ LINE_LAYOUT = ("4f 4f 4f 4f 2f/i", ("in_segment", "in_neighbours", "in_color0", 
                                     "in_width"))
 GLYPH_LAYOUT = ("4f 4f 4f 2f/i", ("in_rect", "in_uv", "in_color", "in_style"))
 POINT_LAYOUT = ("3f 3f 3f 1f/i", ("in_position", "in_direction", "in_color", "in_brightness"))
+DUST_LAYOUT = ("3f 3x4 3f 1f", ("in_position", "in_color", "in_brightness"))
 
 
 def design_transform(width: int, height: int) -> tuple[float, float, float]:
@@ -64,14 +72,18 @@ class InstanceBatch:
         self.buffer = ctx.buffer(reserve=stride * 256, dynamic=True)
         self.vao = None
         self.program = None
+        self.points = not self.format.endswith("/i")
+        """True for a per-vertex layout drawn as GL points, one point per row."""
 
     def bind(self, program: moderngl.Program) -> None:
         """Rebuild the vertex array for a (re)compiled program."""
         self.program = program
         if self.vao is not None:
             self.vao.release()
-        self.vao = self.ctx.vertex_array(program, [
-            (self.quad, "2f", "in_corner"), (self.buffer, self.format, *self.names)])
+        content = [(self.buffer, self.format, *self.names)]
+        if not self.points:
+            content.insert(0, (self.quad, "2f", "in_corner"))
+        self.vao = self.ctx.vertex_array(program, content)
 
     def draw(self, rows: np.ndarray) -> None:
         """Upload ``rows`` (float32, one row per instance) and draw them."""
@@ -82,7 +94,10 @@ class InstanceBatch:
             self.buffer.orphan(max(data.nbytes, self.buffer.size * 2))
             self.bind(self.program)
         self.buffer.write(data)
-        self.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=len(data))
+        if self.points:
+            self.vao.render(moderngl.POINTS, vertices=len(data))
+        else:
+            self.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=len(data))
 
 
 class Renderer:
@@ -99,12 +114,23 @@ class Renderer:
                         for key, weight in FONT_WEIGHTS.items()}
         self.atlas_textures: dict[str, tuple[int, moderngl.Texture]] = {}
         self.builder = BatchBuilder(scene, look, self.atlases)
+        # Dense regions draw smaller vectors: a region of 35 keeps the look
+        # file's sizes, one of 20,000 draws dots about a pixel across.
+        crowd = max((region.vectors for region in scene.regions), default=0)
+        self.density = min(1.0, max(math.sqrt(DENSITY_REFERENCE / max(crowd, 1)), 0.12))
+        self.dense = crowd > DUST_ABOVE
+        renderer_name = ctx.info["GL_RENDERER"].lower()
+        software = "llvmpipe" in renderer_name or "softpipe" in renderer_name
+        self.splatter = (CloudSplatter(design_transform(width, height)[0])
+                         if self.dense and software else None)
+        self.splat_texture = None
         self.quad = ctx.buffer(QUAD)
         self.batches = {
             "shapes": InstanceBatch(ctx, self.quad, SHAPE_LAYOUT, SHAPE_FLOATS * 4),
             "lines": InstanceBatch(ctx, self.quad, LINE_LAYOUT, LINE_FLOATS * 4),
             "text": InstanceBatch(ctx, self.quad, GLYPH_LAYOUT, GLYPH_FLOATS * 4),
             "points": InstanceBatch(ctx, self.quad, POINT_LAYOUT, 10 * 4),
+            "dust": InstanceBatch(ctx, self.quad, DUST_LAYOUT, 10 * 4),
         }
         self._make_targets()
         self.reload_shaders()
@@ -137,11 +163,12 @@ class Renderer:
     def reload_shaders(self) -> None:
         """Compile every program; on failure the previous programs stay in use."""
         programs = self.shaders.compile_all()
-        for name in ("shapes", "lines", "text", "points"):
+        for name in ("shapes", "lines", "text", "points", "dust"):
             self.batches[name].bind(programs[name])
         self.fullscreen = {name: self.ctx.vertex_array(programs[name],
                                                        [(self.quad, "2f", "in_corner")])
-                           for name in ("bloom_down", "bloom_up", "composite", "accumulate")}
+                           for name in ("bloom_down", "bloom_up", "composite", "accumulate",
+                                        "splat")}
 
     def set_look(self, look: Look) -> None:
         """Use new look parameters from the next frame on."""
@@ -214,7 +241,7 @@ class Renderer:
         self.scene_fbo.clear(0.0, 0.0, 0.0, 0.0)
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
-        for name in ("shapes", "lines", "text", "points"):
+        for name in ("shapes", "lines", "text", "points", "dust"):
             self._set_design_uniforms(self.batches[name].program)
         self.batches["shapes"].draw(arrays["shapes_back"])
         self.batches["lines"].draw(arrays["lines"])
@@ -238,20 +265,43 @@ class Renderer:
         cloud = state.cloud
         if not len(cloud.positions):
             return
-        program = self.batches["points"].program
+        if self.splatter is not None:
+            self._draw_splat(state)
+            return
+        batch = self.batches["dust" if self.dense else "points"]
+        program = batch.program
         view_projection = cloud.projection @ cloud.view
         program["u_view_projection"].write(view_projection.T.astype(np.float32).tobytes())
         rect = layout.CLOUD
         program["u_cloud_rect"].value = (rect.x, rect.y, rect.w, rect.h)
-        program["u_dot_radius"].value = self.look.sizes["vector_radius"]
-        program["u_streak"].value = self.look.sizes["vector_streak"]
+        program["u_dot_radius"].value = self.look.sizes["vector_radius"] * self.density
+        if not self.dense:
+            program["u_streak"].value = self.look.sizes["vector_streak"] * self.density
         program["u_focus"].value = cloud_math.CAMERA_DISTANCE
         rows = np.empty((len(cloud.positions), 10), np.float32)
         rows[:, 0:3] = cloud.positions
         rows[:, 3:6] = cloud.directions
         rows[:, 6:9] = cloud.colors
-        rows[:, 9] = cloud.brightness * self.look.glow["vectors"]
-        self.batches["points"].draw(rows)
+        rows[:, 9] = cloud.brightness * (self.look.glow["vectors"]
+                                         * (self.density if self.dense else 1.0))
+        batch.draw(rows)
+
+    def _draw_splat(self, state: FrameState) -> None:
+        splatter = self.splatter
+        # Dense clouds add up many vectors per pixel; the density factor keeps
+        # a cluster's total light near that of the default 35 vectors.
+        image = splatter.splat(state.cloud, self.look.glow["vectors"] * self.density)
+        if self.splat_texture is None:
+            self.splat_texture = self.ctx.texture((splatter.width, splatter.height), 3,
+                                                  dtype="f4")
+            self.splat_texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self.splat_texture.write(image.tobytes())
+        quad = self.fullscreen["splat"]
+        self._set_design_uniforms(quad.program)
+        quad.program["u_splat_rect"].value = splatter.rect
+        self.splat_texture.use(0)
+        quad.program["u_splat"].value = 0
+        quad.render(moderngl.TRIANGLE_STRIP)
 
     def _bloom(self, source: moderngl.Texture) -> None:
         look = self.look

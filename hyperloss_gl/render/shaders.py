@@ -26,11 +26,14 @@ PROGRAMS = {
     "shapes": ("shapes.vert", "shapes.frag"),
     "lines": ("lines.vert", "lines.frag"),
     "points": ("points.vert", "points.frag"),
+    "dust": ("dust.vert", "dust.frag"),
+    "splat": ("splat.vert", "splat.frag"),
     "text": ("text.vert", "text.frag"),
     "bloom_down": ("fullscreen.vert", "bloom_down.frag"),
     "bloom_up": ("fullscreen.vert", "bloom_up.frag"),
     "composite": ("fullscreen.vert", "composite.frag"),
     "accumulate": ("fullscreen.vert", "accumulate.frag"),
+    "yuv": ("fullscreen.vert", "yuv.frag"),
 }
 """Every program the renderer uses: name to (vertex, fragment) file names."""
 

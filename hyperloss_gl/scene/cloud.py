@@ -39,6 +39,9 @@ class CloudModel:
     base_color: np.ndarray     # (n, 3) float32: linear RGB of the region
     region_centers: np.ndarray  # (r, 3) float32
     region_radii: np.ndarray   # (r,) float32
+    offsets: np.ndarray        # (r + 1,) int: region i owns rows offsets[i]:offsets[i + 1]
+    move: np.ndarray           # (n, 3) float32: ordered - scatter
+    turn: np.ndarray           # (n, 3) float32: ordered_dir - scatter_dir
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -77,14 +80,17 @@ def build_cloud(scene: Scene) -> CloudModel:
         arrays = [a for a in parts[key] if len(a)]
         return np.concatenate(arrays).astype(np.float32) if arrays else np.zeros(shape, np.float32)
 
+    scatter, ordered = stack("scatter", (0, 3)), stack("ordered", (0, 3))
+    scatter_dir, ordered_dir = stack("sdir", (0, 3)), stack("odir", (0, 3))
     return CloudModel(
         region=(np.concatenate(parts["region"]) if count else np.zeros(0, np.int32)),
-        scatter=stack("scatter", (0, 3)), ordered=stack("ordered", (0, 3)),
-        scatter_dir=stack("sdir", (0, 3)), ordered_dir=stack("odir", (0, 3)),
+        scatter=scatter, ordered=ordered, scatter_dir=scatter_dir, ordered_dir=ordered_dir,
         phase=rng.uniform(0.0, 2.0 * math.pi, (count, 3)).astype(np.float32),
         base_color=stack("color", (0, 3)),
         region_centers=np.array(centers, np.float32).reshape(-1, 3),
-        region_radii=np.array(radii, np.float32))
+        region_radii=np.array(radii, np.float32),
+        offsets=np.concatenate([[0], np.cumsum([r.vectors for r in scene.regions])]),
+        move=ordered - scatter, turn=ordered_dir - scatter_dir)
 
 
 def perspective(fov_y_deg: float, aspect: float, near: float, far: float) -> np.ndarray:
@@ -125,9 +131,12 @@ def project(points: np.ndarray, view_projection: np.ndarray) -> tuple[np.ndarray
     Returns the (n, 2) pixel positions and the (n,) clip-space ``w`` (the
     distance along the view axis), which sizes the sprites.
     """
-    clip = points @ view_projection[:3, :3].T + view_projection[:3, 3]
-    w = points @ view_projection[3, :3] + view_projection[3, 3]
-    ndc = clip[:, :2] / w[:, None]
-    x = CLOUD.x + (ndc[:, 0] * 0.5 + 0.5) * CLOUD.w
-    y = CLOUD.y + (0.5 - ndc[:, 1] * 0.5) * CLOUD.h
+    rows = view_projection[[0, 1, 3]].astype(points.dtype)
+    # x, y and w in one product; a contiguous right operand keeps NumPy on its
+    # fast path (a transposed view was 40 times slower for 100,000 points).
+    clip = points @ np.ascontiguousarray(rows[:, :3].T)
+    clip += rows[:, 3]
+    w = clip[:, 2]
+    x = CLOUD.x + (clip[:, 0] / w * 0.5 + 0.5) * CLOUD.w
+    y = CLOUD.y + (0.5 - clip[:, 1] / w * 0.5) * CLOUD.h
     return np.stack([x, y], axis=1), w

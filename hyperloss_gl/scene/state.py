@@ -74,6 +74,7 @@ class CloudState:
 
     positions: np.ndarray
     directions: np.ndarray
+    """(n, 3) direction of each vector; not unit length, the renderer normalises it."""
     colors: np.ndarray
     brightness: np.ndarray
     view: np.ndarray
@@ -279,27 +280,35 @@ class Animator:
                wave: WaveState) -> CloudState:
         model = self.cloud
         order = self._order(t, pos)
-        per_order = order[model.region][:, None].astype(np.float32)
-        per_act = activation[model.region].astype(np.float32)
-        jitter = np.sin(t * 7.0 + model.phase) * (0.045 * per_act)[:, None]
-        positions = model.scatter + (model.ordered - model.scatter) * per_order + jitter
-        directions = model.scatter_dir + (model.ordered_dir - model.scatter_dir) * per_order
-        directions /= np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-6)
+        positions = np.empty_like(model.scatter)
+        directions = np.empty_like(model.scatter_dir)
+        brightness = np.empty(len(positions), np.float32)
+        any_active = float(activation.max()) if len(activation) else 0.0
+        # Vectors are stored region by region, so each region is one slice with
+        # scalar weights: no per-vector gathers, which matters at 100,000 vectors.
+        for index in range(len(self.scene.regions)):
+            rows = slice(model.offsets[index], model.offsets[index + 1])
+            weight = np.float32(order[index])
+            lit = float(activation[index])
+            np.multiply(model.move[rows], weight, out=positions[rows])
+            positions[rows] += model.scatter[rows]
+            if lit > 0.0:
+                positions[rows] += np.sin(t * 7.0 + model.phase[rows]) * np.float32(0.045 * lit)
+            np.multiply(model.turn[rows], weight, out=directions[rows])
+            directions[rows] += model.scatter_dir[rows]
+            brightness[rows] = 0.6 - 0.3 * any_active + 2.6 * lit
         view = camera_view(t)
         view_projection = self.projection @ view
-        any_active = float(activation.max()) if len(activation) else 0.0
-        brightness = 0.6 - 0.3 * any_active + 2.6 * per_act
         if wave.strength > 0.0 and len(positions):
             screen, _ = project(positions, view_projection)
             distance = np.hypot(screen[:, 0] - wave.center[0], screen[:, 1] - wave.center[1])
-            brightness = brightness + 2.4 * wave.strength * np.exp(
-                -((distance - wave.radius) / WAVE_WIDTH) ** 2)
+            brightness += (2.4 * wave.strength) * np.exp(
+                -np.square((distance - wave.radius) / WAVE_WIDTH)).astype(np.float32)
         centers, _ = project(model.region_centers, view_projection)
         edge, _ = project(model.region_centers + np.stack(
             [model.region_radii, np.zeros_like(model.region_radii),
              np.zeros_like(model.region_radii)], axis=1), view_projection)
         radius = np.hypot(*(edge - centers).T) if len(centers) else np.zeros(0)
         region_screen = np.column_stack([centers, radius]) if len(centers) else np.zeros((0, 3))
-        return CloudState(positions.astype(np.float32), directions.astype(np.float32),
-                          model.base_color, brightness.astype(np.float32), view,
+        return CloudState(positions, directions, model.base_color, brightness, view,
                           self.projection, activation, order, region_screen)
