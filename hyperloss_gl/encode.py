@@ -190,6 +190,10 @@ def _hardware_encoder_error(codec: str) -> str | None:
 # Settings
 
 
+X264_DARK_AQ = "aq-mode=3:aq-strength=1.5"
+"""x264 adaptive quantisation that spends bits on dark flat areas against banding."""
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     """Video encoder, preset and rate control, checked when the object is created.
@@ -296,6 +300,12 @@ class EncoderSettings:
         elif not self.lossless:
             # x264 rejects High profile for lossless and picks High 4:4:4 Predictive itself.
             options += ["-profile:v", "high"]
+        if self.codec == "libx264" and not self.lossless:
+            # Adaptive quantisation biased to dark, flat blocks keeps the dither of the
+            # dark background. With x264's defaults at CRF 18 the dither was smoothed
+            # away and the vignette banded again (tests/test_quality.py measures it);
+            # this costs about a third more bits in those areas.
+            options += ["-x264-params", X264_DARK_AQ]
         return options
 
 
