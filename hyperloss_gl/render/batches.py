@@ -25,7 +25,40 @@ GLYPH_FLOATS = 14   # rect 4, uv 4, colour 4, style 2
 CHIP_HEIGHT = 58.0
 CHIP_PADDING = 18.0
 CHIP_GAP = 12.0
+CHIP_ROW_GAP = 10.0
+MIN_CHIP_SHRINK = 0.7
+"""Smallest chip scale before a third row is used: 22-pixel text, still readable."""
 WAVE_SEGMENTS = 120
+
+
+def chip_rows(widths: list[float], available: float) -> tuple[float, list[tuple[float, int]]]:
+    """Place chips left to right in up to three rows, shrinking them as little as needed.
+
+    Returns the shrink factor and, per chip, its x offset from the row's start
+    and its row number. One row at full size is preferred, then two rows, then
+    three, each down to ``MIN_CHIP_SHRINK``; past that three rows shrink further.
+    """
+    for rows in (1, 2, 3):
+        shrink = 1.0
+        while shrink >= MIN_CHIP_SHRINK - 1e-9 or (rows == 3 and shrink > 0.05):
+            places, widest = _wrap_chips(widths, shrink, available)
+            if places[-1][1] < rows and widest <= available:
+                return shrink, places
+            shrink -= 0.05
+    return shrink, places
+
+
+def _wrap_chips(widths: list[float], shrink: float, available: float):
+    """Return each chip's (x, row) at one scale, and the widest row's width."""
+    places, x, line, widest = [], 0.0, 0, 0.0
+    for width in widths:
+        w = width * shrink
+        if x > 0.0 and x + w > available:
+            x, line = 0.0, line + 1
+        places.append((x, line))
+        widest = max(widest, x + w)
+        x += w + CHIP_GAP * shrink
+    return places, widest
 
 
 def rgba(rgb, alpha: float = 1.0, gain: float = 1.0) -> tuple[float, float, float, float]:
@@ -61,6 +94,8 @@ class Batches:
     shapes_front: list = field(default_factory=list)
     glyphs: dict = field(default_factory=dict)
     """Glyph rows per font weight."""
+    text_boxes: list = field(default_factory=list)
+    """(text, x0, y0, x1, y1) ink bounds in design pixels of each visible text line."""
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Return every row list as a float32 array."""
@@ -126,6 +161,12 @@ class BatchBuilder:
         if pivot is None:
             pivot = (x + offset + run.advance / 2, y - run.size_px * 0.35)
         rows = self.glyphs_for(weight)
+        if len(run.quads) and color[3] > 0.02:
+            ink = (np.asarray(run.quads, np.float64)
+                   + np.array([-1, -1, 1, 1]) * -run.sdf_spread_px)  # drop the SDF margin
+            box = np.array([ink[:, 0].min(), ink[:, 1].min(), ink[:, 2].max(), ink[:, 3].max()])
+            box = ((box.reshape(2, 2) + origin - pivot) * scale + pivot).ravel()
+            self._batches.text_boxes.append((text, *box))
         for i in range(len(run.quads)):
             x0, y0, x1, y1 = run.quads[i]
             corners = np.array([[x0, y0], [x1, y1]]) + origin
@@ -156,7 +197,14 @@ class BatchBuilder:
         look = self.look
         color = rgba(look.colors["text"], state.title_alpha, look.glow["text"])
         atlas = self.atlases["bold"]
-        block = atlas.fit(self.scene.title, layout.TITLE_SIZE, layout.SAFE.w - 20, max_lines=2)
+        width = layout.SAFE.w - 20
+        # One line down to 70 % of the full size; longer titles take two smaller
+        # lines, which must fit between the safe zone's top and the loss panel.
+        block = atlas.fit(self.scene.title, layout.TITLE_SIZE, width, max_lines=1,
+                          min_size_px=layout.TITLE_SIZE * 0.7)
+        if block.truncated:
+            block = atlas.fit(self.scene.title, layout.TITLE_SIZE * 0.6, width, max_lines=2,
+                              min_size_px=layout.TITLE_SIZE * 0.4)
         y = layout.TITLE_BASELINE - (len(block.lines) - 1) * block.size_px * 1.15
         for line in block.lines:
             self.text("bold", line.text, block.size_px,
@@ -181,18 +229,20 @@ class BatchBuilder:
         for tick in nice_ticks(steps, 3):
             x, _ = layout.loss_point(tick, 0.0, steps, self.scene.loss_axis_max)
             self.segment(batches.lines, (x, plot.bottom), (x, plot.bottom + 10), axes, width)
-            self.text("semibold", format_tick(tick), 24, x, plot.bottom + 40, muted,
+            self.text("semibold", format_tick(tick), layout.TICK_SIZE, x, plot.bottom + 40, muted,
                       align="center")
         for tick in nice_ticks(self.scene.loss_axis_max, 5):
             _, y = layout.loss_point(0, tick, steps, self.scene.loss_axis_max)
             if tick > 0:
                 grid = rgba(look.colors["axes"], 0.35 * grow)
                 self.segment(batches.lines, (plot.x, y), (plot.right, y), grid, width * 0.6)
-            self.text("semibold", format_tick(tick), 24, plot.x - 18, y + 8, muted,
+            self.text("semibold", format_tick(tick), layout.TICK_SIZE, plot.x - 18, y + 9, muted,
                       align="right")
-        self.text("semibold", "step", 24, plot.x + plot.w / 2, plot.bottom + 74, muted,
+        self.text("semibold", "step", layout.TICK_SIZE, plot.x + plot.w / 2, plot.bottom + 76,
+                  muted,
                   align="center")
-        self.text("semibold", "loss", 24, plot.x - 18, plot.y - 26, muted, align="right")
+        self.text("semibold", "loss", layout.TICK_SIZE, plot.x - 18, plot.y - 26, muted,
+                  align="right")
         self._curve(state)
 
     def _curve(self, state: FrameState) -> None:
@@ -259,21 +309,20 @@ class BatchBuilder:
             return
         atlas = self.atlases["semibold"]
         x0 = row.x + 6 + label_w + 18
-        available = row.right - x0
         size = layout.CHIP_TEXT_SIZE
         widths = [atlas.layout(chip.text, size).advance + 2 * CHIP_PADDING for chip in chips]
-        total = sum(widths) + CHIP_GAP * (len(widths) - 1)
-        shrink = min(1.0, available / total) if total > 0 else 1.0
+        shrink, places = chip_rows(widths, row.right - x0)
         region = self.scene.regions[state.chip_region].color
-        x = x0
-        for chip, width in zip(chips, widths):
-            w = width * shrink
+        border = mix(look.colors["chip_border"], region, 0.6)
+        line_count = max(line for _, line in places) + 1
+        pitch = (CHIP_HEIGHT + CHIP_ROW_GAP) * shrink
+        top = row.y + row.h / 2 - (line_count - 1) * pitch / 2
+        for chip, width, (x, line) in zip(chips, widths, places):
             if chip.alpha <= 0.0:
-                x += w + CHIP_GAP * shrink
                 continue
-            center = (x + w / 2, row.y + row.h / 2)
+            w = width * shrink
+            center = (x0 + x + w / 2, top + line * pitch)
             half = (w / 2 * chip.scale, CHIP_HEIGHT / 2 * shrink * chip.scale)
-            border = mix(look.colors["chip_border"], region, 0.6)
             self.shape(self._batches.shapes_front, center, half,
                        rgba(look.colors["chip_fill"], chip.alpha),
                        rgba(border, chip.alpha, 1.4), radius=look.sizes["chip_radius"] * shrink,
@@ -281,7 +330,6 @@ class BatchBuilder:
             self.text("semibold", chip.text, size * shrink, center[0],
                       center[1] + size * shrink * 0.36, rgba(look.colors["text"], chip.alpha),
                       align="center", scale=chip.scale, pivot=center, outline=(0.0, 0.0))
-            x += w + CHIP_GAP * shrink
 
     def _regions(self, state: FrameState) -> None:
         look, cloud = self.look, state.cloud
@@ -296,8 +344,14 @@ class BatchBuilder:
                        glow=18.0 * lit, glow_strength=0.5 * lit)
             label = rgba(mix(region.color, (1.0, 1.0, 1.0), 0.35), 0.75 + 0.25 * lit,
                          1.0 + 0.8 * lit)
-            self.text("semibold", region.name, layout.LABEL_SIZE, x, y - r - 10, label,
-                      align="center", max_width=max(2.6 * r, 60.0))
+            block = self.atlases["semibold"].fit(region.name, layout.LABEL_SIZE,
+                                                 max(3.0 * r, 240.0), max_lines=2,
+                                                 min_size_px=layout.LABEL_SIZE * 0.75)
+            baseline = y - r - 10 - (len(block.lines) - 1) * block.size_px * 1.1
+            for line in block.lines:
+                self.text("semibold", line.text, block.size_px, x, baseline, label,
+                          align="center")
+                baseline += block.size_px * 1.1
 
     def _wave(self, state: FrameState) -> None:
         wave = state.wave

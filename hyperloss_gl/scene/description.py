@@ -133,10 +133,20 @@ def tokenize(text: str) -> tuple[str, ...]:
     return tuple(TOKEN_PATTERN.findall(text))
 
 
+SMALL_LAYOUTS = {
+    1: [(0.0, 0.0)],
+    2: [(-1.0, 0.0), (1.0, 0.0)],
+    3: [(-1.3, 0.45), (1.3, 0.45), (0.0, -0.45)],
+    4: [(-1.2, 0.55), (1.2, 0.55), (-1.2, -0.55), (1.2, -0.55)],
+    5: [(-1.45, 0.6), (1.45, 0.6), (0.0, 0.0), (-1.45, -0.6), (1.45, -0.6)],
+}
+"""Hand-placed centres for up to five regions; the five match the default scene."""
+
+
 def auto_positions(count: int) -> list[tuple[float, float]]:
-    """Spread ``count`` region centres over the cloud on a sunflower pattern."""
-    if count == 1:
-        return [(0.0, 0.0)]
+    """Spread ``count`` region centres over the cloud: fixed layouts up to five, then a sunflower."""
+    if count in SMALL_LAYOUTS:
+        return list(SMALL_LAYOUTS[count])
     golden = math.pi * (3.0 - math.sqrt(5.0))
     points = []
     for i in range(count):

@@ -60,7 +60,9 @@ OUTPUT_ROW = Rect(SAFE.x, 1372.0, SAFE.w, 106.0)
 ROW_LABEL_SIZE = 30.0
 CHIP_TEXT_SIZE = 32.0
 OUTPUT_TEXT_SIZE = 40.0
-LABEL_SIZE = 26.0
+LABEL_SIZE = 30.0
+TICK_SIZE = 27.0
+"""Axis numbers and titles: the smallest text, still about 10 CSS pixels on a phone."""
 
 
 def loss_point(step: float, loss: float, steps: int, axis_max: float) -> tuple[float, float]:
