@@ -134,8 +134,14 @@ class BatchBuilder:
         if n < 2:
             return
         for i in range(n - 1):
-            prev = points[i - 1] if i > 0 else (points[-2] if closed else points[i])
-            nxt = points[i + 2] if i + 2 < n else (points[1] if closed else points[i + 1])
+            if i > 0:
+                prev = points[i - 1]
+            else:
+                prev = points[-2] if closed else points[i]
+            if i + 2 < n:
+                nxt = points[i + 2]
+            else:
+                nxt = points[1] if closed else points[i + 1]
             rows.append((*points[i], *points[i + 1], *prev, *nxt, *colors[i], *colors[i + 1],
                          widths[i], widths[i + 1]))
 

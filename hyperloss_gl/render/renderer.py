@@ -6,9 +6,10 @@ Pass by pass:
    boundaries), lines (axes, loss curve, trail, wave), the cloud's vectors,
    front shapes (chips, tracer dot) and text, each one instanced draw call,
    blended as premultiplied alpha.
-2. Bloom: the first step halves the size, applies the soft threshold and a
-   Karis average; further steps halve again; the way back up adds each level
-   to the upsampled smaller one in the shader, so no pass blends.
+2. Bloom: the first step shrinks to a quarter of the size and applies the
+   soft threshold and a Karis average. Further steps halve again. The way back
+   up adds each level to the upsampled smaller one in the shader, so no pass
+   blends.
 3. Composite: background vignette, scene, bloom, tone mapping, sRGB and
    dithering into an 8-bit target, flipped for readback when recording.
 
