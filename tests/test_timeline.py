@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hyperloss_gl.scene import STAGES, Timeline
-from hyperloss_gl.scene.timeline import CHIP_POP_S
+from hyperloss_gl.scene.timeline import BOUNDARY_SNAP_S, CHIP_POP_S
 
 TIGHT = 1e-9
 """Tolerance in seconds or steps for values that differ only by float rounding."""
@@ -121,13 +121,23 @@ def test_locate_near_boundaries(default_scene, timing):
     boundaries = [timeline.stage_start(e, s) for e in range(timeline.epochs) for s in STAGES]
     boundaries.append(timeline.outro_start)
     for boundary in boundaries:
-        before = timeline.locate(nudge(boundary, -4))
+        # Up to BOUNDARY_SNAP_S before a boundary counts as on it, so step back further.
+        before = timeline.locate(boundary - 10 * BOUNDARY_SNAP_S)
         after = timeline.locate(nudge(boundary, 4))
         assert 0.0 <= before.progress <= 1.0, boundary
         assert 0.0 <= after.progress <= 1.0, boundary
         where_before = (before.phase, before.epoch, before.stage)
         where_after = (after.phase, after.epoch, after.stage)
         assert where_after != where_before, boundary
+
+
+def test_frame_at_epoch_start_shows_new_epoch(default_timeline):
+    # 474 / 60 and 1.5 + 2 * 3.2 round to neighbouring floats; the frame must show epoch 3.
+    for epoch in range(default_timeline.epochs):
+        frame = round(default_timeline.epoch_start(epoch) * 60)
+        position = default_timeline.locate(frame / 60)
+        assert position.epoch == epoch, frame
+        assert position.stage == "tick", frame
 
 
 def test_locate_sweep_monotonic(default_timeline):

@@ -55,6 +55,16 @@ POINT_LAYOUT = ("3f 3f 3f 1f/i", ("in_position", "in_direction", "in_color", "in
 DUST_LAYOUT = ("3f 3x4 3f 1f", ("in_position", "in_color", "in_brightness"))
 
 
+def set_uniform(program: moderngl.Program, name: str, value) -> None:
+    """Set a uniform if the program uses it.
+
+    A shader the user edits may drop a uniform, and the GLSL compiler removes
+    unused ones, so a missing name is skipped rather than an error.
+    """
+    if name in program:
+        program[name].value = value
+
+
 def design_transform(width: int, height: int) -> tuple[float, float, float]:
     """Return the scale and pixel offset that fit the design frame inside a target."""
     scale = min(width / layout.DESIGN_WIDTH, height / layout.DESIGN_HEIGHT)
@@ -193,8 +203,8 @@ class Renderer:
 
     def _set_design_uniforms(self, program: moderngl.Program) -> None:
         scale, ox, oy = design_transform(self.width, self.height)
-        program["u_design"].value = (scale, ox, oy, 0.0)
-        program["u_target_size"].value = (float(self.width), float(self.height))
+        set_uniform(program, "u_design", (scale, ox, oy, 0.0))
+        set_uniform(program, "u_target_size", (float(self.width), float(self.height)))
 
     def render(self, state: FrameState, flip_for_readback: bool = False,
                target: moderngl.Framebuffer | None = None) -> None:
@@ -227,9 +237,9 @@ class Renderer:
             self.ctx.enable(moderngl.BLEND)
             self.ctx.blend_func = moderngl.ONE, moderngl.ONE
             self.scene_texture.use(0)
-            accumulate.program["u_source"].value = 0
-            accumulate.program["u_weight"].value = 1.0 / len(states)
-            accumulate.program["u_flip_y"].value = 1.0
+            set_uniform(accumulate.program, "u_source", 0)
+            set_uniform(accumulate.program, "u_weight", 1.0 / len(states))
+            set_uniform(accumulate.program, "u_flip_y", 1.0)
             accumulate.render(moderngl.TRIANGLE_STRIP)
             self.ctx.disable(moderngl.BLEND)
         self._bloom(accum_texture)
@@ -255,10 +265,10 @@ class Renderer:
                 continue
             atlas = self.atlases[key]
             self._atlas_texture(key).use(0)
-            text.program["u_atlas"].value = 0
-            text.program["u_sdf_edge"].value = EDGE_VALUE / 255.0
+            set_uniform(text.program, "u_atlas", 0)
+            set_uniform(text.program, "u_sdf_edge", EDGE_VALUE / 255.0)
             # A normalised atlas value of 1 spans 255 / 128 spreads of texels.
-            text.program["u_sdf_px_per_unit"].value = atlas.spread_px * 255.0 / EDGE_VALUE
+            set_uniform(text.program, "u_sdf_px_per_unit", atlas.spread_px * 255.0 / EDGE_VALUE)
             text.draw(rows)
         ctx.disable(moderngl.BLEND)
 
@@ -272,13 +282,14 @@ class Renderer:
         batch = self.batches["dust" if self.dense else "points"]
         program = batch.program
         view_projection = cloud.projection @ cloud.view
-        program["u_view_projection"].write(view_projection.T.astype(np.float32).tobytes())
+        if "u_view_projection" in program:
+            program["u_view_projection"].write(view_projection.T.astype(np.float32).tobytes())
         rect = layout.CLOUD
-        program["u_cloud_rect"].value = (rect.x, rect.y, rect.w, rect.h)
-        program["u_dot_radius"].value = self.look.sizes["vector_radius"] * self.density
+        set_uniform(program, "u_cloud_rect", (rect.x, rect.y, rect.w, rect.h))
+        set_uniform(program, "u_dot_radius", self.look.sizes["vector_radius"] * self.density)
         if not self.dense:
-            program["u_streak"].value = self.look.sizes["vector_streak"] * self.density
-        program["u_focus"].value = cloud_math.CAMERA_DISTANCE
+            set_uniform(program, "u_streak", self.look.sizes["vector_streak"] * self.density)
+        set_uniform(program, "u_focus", cloud_math.CAMERA_DISTANCE)
         rows = np.empty((len(cloud.positions), 10), np.float32)
         rows[:, 0:3] = cloud.positions
         rows[:, 3:6] = cloud.directions
@@ -299,39 +310,39 @@ class Renderer:
         self.splat_texture.write(image.tobytes())
         quad = self.fullscreen["splat"]
         self._set_design_uniforms(quad.program)
-        quad.program["u_splat_rect"].value = splatter.rect
+        set_uniform(quad.program, "u_splat_rect", splatter.rect)
         self.splat_texture.use(0)
-        quad.program["u_splat"].value = 0
+        set_uniform(quad.program, "u_splat", 0)
         quad.render(moderngl.TRIANGLE_STRIP)
 
     def _bloom(self, source: moderngl.Texture) -> None:
         look = self.look
         down = self.fullscreen["bloom_down"]
         program = down.program
-        program["u_flip_y"].value = 1.0
-        program["u_threshold"].value = look.glow["threshold"]
-        program["u_knee"].value = look.glow["knee"]
+        set_uniform(program, "u_flip_y", 1.0)
+        set_uniform(program, "u_threshold", look.glow["threshold"])
+        set_uniform(program, "u_knee", look.glow["knee"])
         for level, (texture, fbo) in enumerate(self.down):
             fbo.use()
             source.use(0)
-            program["u_source"].value = 0
-            program["u_texel"].value = (1.0 / source.size[0], 1.0 / source.size[1])
-            program["u_first"].value = 1 if level == 0 else 0
+            set_uniform(program, "u_source", 0)
+            set_uniform(program, "u_texel", (1.0 / source.size[0], 1.0 / source.size[1]))
+            set_uniform(program, "u_first", 1 if level == 0 else 0)
             down.render(moderngl.TRIANGLE_STRIP)
             source = texture
         up = self.fullscreen["bloom_up"]
         program = up.program
-        program["u_flip_y"].value = 1.0
-        program["u_spread"].value = look.glow["radius"]
+        set_uniform(program, "u_flip_y", 1.0)
+        set_uniform(program, "u_spread", look.glow["radius"])
         smaller = self.down[-1][0]
         for level in range(BLOOM_LEVELS - 2, -1, -1):
             texture, fbo = self.up[level]
             fbo.use()
             self.down[level][0].use(0)
             smaller.use(1)
-            program["u_level"].value = 0
-            program["u_smaller"].value = 1
-            program["u_texel"].value = (1.0 / smaller.size[0], 1.0 / smaller.size[1])
+            set_uniform(program, "u_level", 0)
+            set_uniform(program, "u_smaller", 1)
+            set_uniform(program, "u_texel", (1.0 / smaller.size[0], 1.0 / smaller.size[1]))
             up.render(moderngl.TRIANGLE_STRIP)
             smaller = texture
         self.bloom_texture = smaller
@@ -344,19 +355,20 @@ class Renderer:
         target.use()
         hdr.use(0)
         self.bloom_texture.use(1)
-        program["u_scene"].value = 0
-        program["u_bloom"].value = 1
-        program["u_flip_y"].value = -1.0 if flip else 1.0
+        set_uniform(program, "u_scene", 0)
+        set_uniform(program, "u_bloom", 1)
+        set_uniform(program, "u_flip_y", -1.0 if flip else 1.0)
         # Each level adds a share of the next; dividing keeps strength independent of radius.
-        program["u_bloom_strength"].value = look.glow["strength"] * (1.0 - look.glow["radius"] * 0.5)
-        program["u_exposure"].value = look.tone["exposure"]
-        program["u_background"].value = look.colors["background"]
-        program["u_background_glow"].value = look.colors["background_glow"]
-        program["u_dither"].value = 1.0 if look.tone["dither"] else 0.0
+        set_uniform(program, "u_bloom_strength",
+                    look.glow["strength"] * (1.0 - look.glow["radius"] * 0.5))
+        set_uniform(program, "u_exposure", look.tone["exposure"])
+        set_uniform(program, "u_background", look.colors["background"])
+        set_uniform(program, "u_background_glow", look.colors["background_glow"])
+        set_uniform(program, "u_dither", 1.0 if look.tone["dither"] else 0.0)
         scale, ox, oy = design_transform(self.width, self.height)
-        program["u_design_rect"].value = (
+        set_uniform(program, "u_design_rect", (
             ox / self.width, oy / self.height, (ox + layout.DESIGN_WIDTH * scale) / self.width,
-            (oy + layout.DESIGN_HEIGHT * scale) / self.height)
+            (oy + layout.DESIGN_HEIGHT * scale) / self.height))
         composite.render(moderngl.TRIANGLE_STRIP)
 
     def read_rgba(self) -> np.ndarray:

@@ -123,7 +123,14 @@ class ShaderLibrary:
 
     def compile_all(self) -> dict[str, moderngl.Program]:
         """Compile every program; all must succeed before any replaces the current set."""
-        programs = {name: self.compile(name) for name in PROGRAMS}
+        programs = {}
+        try:
+            for name in PROGRAMS:
+                programs[name] = self.compile(name)
+        except ShaderError:
+            for program in programs.values():
+                program.release()
+            raise
         for old in self.programs.values():
             old.release()
         self.programs = programs

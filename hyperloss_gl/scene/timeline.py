@@ -14,6 +14,8 @@ from hyperloss_gl.scene.description import STAGES, Scene
 
 CHIP_POP_S = 0.26
 """Length of one chip's pop animation in seconds."""
+BOUNDARY_SNAP_S = 1e-9
+"""Times this close before a stage boundary count as on it, against float rounding."""
 TRACER_TRAIL_S = 0.22
 """How far back in time the tracer's trail reaches, in seconds."""
 
@@ -85,18 +87,24 @@ class Timeline:
         return self.stage_start(epoch, stage) + self.scene.timing[stage]
 
     def locate(self, t: float) -> Position:
-        """Return the phase, epoch, stage and progress at time ``t``."""
-        if t < self.intro:
+        """Return the phase, epoch, stage and progress at time ``t``.
+
+        A time up to ``BOUNDARY_SNAP_S`` before a boundary counts as on it, so
+        frame ``n`` at ``n / fps`` starts a stage whose start time is the same
+        number computed another way.
+        """
+        u = t + BOUNDARY_SNAP_S
+        if u < self.intro:
             return Position(t, "intro", -1, None, max(t, 0.0) / self.intro, 0.0)
-        if t >= self.outro_start:
-            progress = min((t - self.outro_start) / self.outro, 1.0)
+        if u >= self.outro_start:
+            progress = min(max(t - self.outro_start, 0.0) / self.outro, 1.0)
             return Position(t, "outro", self.epochs - 1, None, progress, self.outro_start)
-        epoch = self._epoch_at(t)
+        epoch = self._epoch_at(u)
         for stage in reversed(STAGES):
             start = self.stage_start(epoch, stage)
-            if t >= start:
+            if u >= start:
                 length = self.scene.timing[stage]
-                progress = min((t - start) / length, 1.0)
+                progress = min(max(t - start, 0.0) / length, 1.0)
                 return Position(t, "epoch", epoch, stage, progress, start)
         raise AssertionError("unreachable: _epoch_at returns an epoch that starts at or before t")
 
@@ -133,11 +141,11 @@ class Timeline:
         step eased so that it lands on the data point.
         """
         steps = self.scene.steps_per_epoch
-        if t < self.intro:
+        if t + BOUNDARY_SNAP_S < self.intro:
             return 0.0
-        if t >= self.outro_start:
+        if t + BOUNDARY_SNAP_S >= self.outro_start:
             return float(self.epochs * steps)
-        epoch = self._epoch_at(t)
+        epoch = self._epoch_at(t + BOUNDARY_SNAP_S)
         p = self.stage_progress(t, epoch, "tracer") * steps
         whole = min(int(p), steps - 1)
         frac = p - whole
