@@ -1,8 +1,8 @@
-"""The look file: colours, glow and sizes, kept out of code so they can be tuned live."""
+"""The look file: colours, glow, sizes and sound levels, kept out of code to tune them live."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hyperloss_gl import resources
@@ -24,7 +24,10 @@ _SIZE_RANGES = {
     "vector_radius": (0.5, 50.0), "vector_streak": (0.0, 2.0), "boundary_width": (0.5, 30.0),
     "chip_radius": (0.0, 60.0),
 }
-_SECTIONS = ("colors", "glow", "sizes", "tone")
+_SOUND_RANGES = {"master": (0.0, 2.0), "music": (0.0, 2.0), "duck_db": (0.0, 40.0)}
+SOUND_NAMES = ("tick", "chip", "hum", "sweep", "ping", "click", "drone", "chord")
+"""Names of the sounds in the track. Each has a ``volume`` (0 to 2) and ``on`` in ``[sound]``."""
+_SECTIONS = ("colors", "glow", "sizes", "tone", "sound")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Look:
     sizes: dict[str, float]
     tone: dict[str, float | bool]
     source: Path
+    sound: dict = field(default_factory=dict)
+    """Gains of ``[sound]``: ``master``, ``music``, ``duck_db``, and ``{"volume", "on"}`` per
+    name of ``SOUND_NAMES``."""
 
 
 def _ranged_keys(ranges: dict[str, tuple[float, float]], defaults: dict) -> dict[str, Key]:
@@ -64,6 +70,19 @@ def load_look(path: Path | None = None) -> Look:
     tone_keys = {"exposure": Key(float, default["tone"]["exposure"], in_range(0.01, 100.0)),
                  "dither": Key(bool, default["tone"]["dither"])}
     tone = check_table(data.get("tone", {}), tone_keys, "tone.", problems)
+    sound = _check_sound(data.get("sound", {}), default["sound"], problems)
     raise_if_problems(path, problems)
     return Look({name: parse_color(value) for name, value in colors.items()},
-                glow, sizes, tone, path)
+                glow, sizes, tone, path, sound)
+
+
+def _check_sound(table, default: dict, problems: list[str]) -> dict:
+    """Validate ``[sound]``: the mix gains and one ``{volume, on}`` table per sound."""
+    keys = _ranged_keys(_SOUND_RANGES, default)
+    keys.update({name: Key(dict, default[name]) for name in SOUND_NAMES})
+    sound = check_table(table, keys, "sound.", problems)
+    for name in SOUND_NAMES:
+        sound_keys = {"volume": Key(float, float(default[name]["volume"]), in_range(0.0, 2.0)),
+                      "on": Key(bool, default[name]["on"])}
+        sound[name] = check_table(sound[name], sound_keys, f"sound.{name}.", problems)
+    return sound
