@@ -345,6 +345,15 @@ def _check_output_path(out_path) -> tuple[Path, str]:
     return path, container
 
 
+def check_output_path(out_path) -> Path:
+    """Check a recording's output path before any rendering, create its folder, and return it.
+
+    Raises UsageError for an extension other than those of CONTAINERS, a folder, or a
+    folder that cannot be created.
+    """
+    return _check_output_path(out_path)[0]
+
+
 def _partial_path(out_path: Path, pid: int | None = None) -> Path:
     pid = os.getpid() if pid is None else pid
     return out_path.with_name(f".{out_path.stem}.partial-{pid}{out_path.suffix}")
@@ -1567,6 +1576,7 @@ __all__ = [
     "VideoWriter",
     "available_encoders",
     "build_encode_command",
+    "check_output_path",
     "concat_segments",
     "decode_frames",
     "ffmpeg_exe",

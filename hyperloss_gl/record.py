@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,11 @@ import numpy as np
 from hyperloss_gl import log
 from hyperloss_gl.audio import temporary_track_file
 from hyperloss_gl.encode import EncoderSettings, VideoWriter
-from hyperloss_gl.errors import UsageError
+from hyperloss_gl.errors import HyperlossError, UsageError
 from hyperloss_gl.look import Look
 from hyperloss_gl.render.context import create_headless_context
 from hyperloss_gl.render.renderer import Renderer
+from hyperloss_gl.render.yuv import YuvConverter, resolve_readback
 from hyperloss_gl.scene import Animator, Scene
 
 READBACK_RING = 2
@@ -33,7 +33,7 @@ READBACK_RING = 2
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """What to render: output size, frame rate, time range and resources."""
+    """Output size, frame rate, time range and resources of a rendering."""
 
     width: int
     height: int
@@ -116,41 +116,76 @@ class FrameSource:
         return self.renderer.read_rgba().copy()
 
 
-def write_png(path: Path, rgba: np.ndarray) -> Path:
-    """Write an RGBA image to ``path`` atomically (temporary file, then rename)."""
-    from PIL import Image
-
+def check_png_path(path: Path) -> Path:
+    """Check a still's output path before rendering, create its folder, and return it."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise UsageError(f"still output {path} must end in .png; give a name like frame.png.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.partial",
-                                         dir=path.parent)
-    os.close(handle)
+    if path.is_dir():
+        raise UsageError(f"still output {path} is a folder; give a file name such as "
+                         f"{path / 'frame.png'}.")
+    if not path.parent.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UsageError(f"cannot create the folder {path.parent} for the still: it or a "
+                             "folder above it is a file; choose another output path.") from None
+        except OSError as error:
+            raise UsageError(f"cannot create the folder {path.parent} for the still: "
+                             f"{error.strerror or error}; choose another output path.") from None
+        log.info("created folder %s", path.parent)
+    return path
+
+
+def write_png(path: Path, rgba: np.ndarray) -> Path:
+    """Write an RGBA image to ``path`` atomically (temporary file, then rename).
+
+    On any failure ``path`` keeps its earlier content, and no temporary file is left.
+    """
+    from PIL import Image
+
+    path = check_png_path(path)
+    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
     try:
-        Image.fromarray(rgba[:, :, :3]).save(temporary, format="PNG")
+        # Mode 0o666 lets the umask set the permissions, as for any new file.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        raise UsageError(f"folder {path.parent} is not writable ({error.strerror or error}); "
+                         "choose another output path or fix its permissions.") from None
+    try:
+        with os.fdopen(handle, "wb") as file:
+            Image.fromarray(rgba[:, :, :3]).save(file, format="PNG")
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        raise HyperlossError(f"failed to write the still {path}: {error.strerror or error}. "
+                             "Free disk space or choose another output path; any earlier file "
+                             f"at {path} is unchanged.") from None
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        temporary.unlink(missing_ok=True)
     log.info("wrote %s (%dx%d)", path, rgba.shape[1], rgba.shape[0])
     return path
 
 
 def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOptions,
                  settings: EncoderSettings, progress: bool | None = None, *,
-                 sound: bool = True, music: Path | None = None) -> RecordSummary:
+                 sound: bool = True, music: Path | None = None,
+                 readback: str = "rgba") -> RecordSummary:
     """Render the frames of ``options``' time range and encode them into ``out_path``.
 
     With ``sound`` the file gets the range's sound track, with ``music`` mixed under it.
+    ``readback`` is ``rgba``, ``yuv`` (convert to yuv420p on the GPU) or ``auto``
+    (see :func:`hyperloss_gl.render.yuv.resolve_readback`).
     """
     source = FrameSource(scene, look, options)
     try:
         frames = frame_range(source.animator, options)
+        readback = resolve_readback(readback, source.ctx)
         started = time.perf_counter()
         with temporary_track_file(scene, look, out_path, options.fps, frames, enabled=sound,
                                   music=music) as audio_path:
-            _encode_frames(source, frames, out_path, settings, progress, audio_path)
+            _encode_frames(source, frames, out_path, settings, progress, audio_path, readback)
     finally:
         source.release()
     seconds = time.perf_counter() - started
@@ -163,19 +198,25 @@ def record_video(scene: Scene, look: Look, out_path: Path, options: RenderOption
 
 def _encode_frames(source: FrameSource, frames: range, out_path: Path,
                    settings: EncoderSettings, progress: bool | None,
-                   audio_path: Path | None = None) -> None:
+                   audio_path: Path | None = None, readback: str = "rgba") -> None:
     """Draw ``frames`` and pass them to ``writer``, reading each back one frame late."""
     options = source.options
-    size = options.width * options.height * 4
+    converter = YuvConverter(source.renderer) if readback == "yuv" else None
+    size = converter.frame_size if converter else options.width * options.height * 4
     ring = [source.ctx.buffer(reserve=size) for _ in range(READBACK_RING)]
     bar = _progress_bar(len(frames), progress)
     with VideoWriter(out_path, options.width, options.height, options.fps, settings,
+                     input_format="yuv420p" if converter else "rgba",
                      audio_path=audio_path) as writer:
         pending = []
         for n in frames:
             source.draw(n / options.fps)
             pbo = ring[n % READBACK_RING]
-            source.renderer.output_fbo.read_into(pbo, components=4)
+            if converter:
+                converter.convert(source_flipped=True)
+                converter.read_into(pbo)
+            else:
+                source.renderer.output_fbo.read_into(pbo, components=4)
             pending.append(pbo)
             if len(pending) == READBACK_RING:
                 _hand_over(pending.pop(0), writer)

@@ -110,14 +110,32 @@ def default_animator(default_scene):
     return Animator(default_scene)
 
 
+_session_context = []
+
+
 @pytest.fixture(scope="session")
 def gl_context():
     """One headless EGL context for the whole session, as in moderngl's own tests."""
     from hyperloss_gl.render.context import create_headless_context
 
     ctx = create_headless_context()
+    _session_context.append(ctx)
     yield ctx
+    _session_context.clear()
     ctx.release()
+
+
+@pytest.fixture(autouse=True)
+def restore_session_context():
+    """Make the session's context current again after each test.
+
+    A recording creates and releases a context of its own, which leaves no
+    context current, and fixtures of the next module would fail to create GL
+    objects on the session's context.
+    """
+    yield
+    if _session_context:
+        _session_context[0].__enter__()
 
 
 @pytest.fixture

@@ -21,6 +21,11 @@ def create_headless_context() -> moderngl.Context:
             raise HyperlossError(
                 f"cannot load the EGL library ({text}). On Debian or Ubuntu install it with: "
                 f"apt-get install {EGL_PACKAGES}") from None
+        if "not loaded" in text:
+            # glcontext 3.1 reports a failed dlopen as "<library> not loaded"; here it is libGL.
+            raise HyperlossError(
+                f"cannot load the OpenGL library ({text}). On Debian or Ubuntu install it with: "
+                f"apt-get install {EGL_PACKAGES}") from None
         raise HyperlossError(
             f"cannot create an OpenGL {REQUIRED_GL // 100}.{REQUIRED_GL % 100 // 10} core context "
             f"through EGL ({text}). Install Mesa's drivers (apt-get install {EGL_PACKAGES}) or "

@@ -44,7 +44,7 @@ import uharfbuzz as hb
 from freetype import raw as freetype_raw
 
 from hyperloss_gl import log
-from hyperloss_gl.errors import HyperlossError
+from hyperloss_gl.errors import HyperlossError, UsageError
 
 EDGE_VALUE = 128
 """Atlas texel value on a glyph outline. Inside is brighter, outside darker."""
@@ -359,6 +359,8 @@ class GlyphAtlas:
         self._packer = _ShelfPacker(size, PADDING_TEXELS)
         self._cells: dict[int, _GlyphCell | None] = {}
         self._reported_missing: set[str] = set()
+        self._deferred_missing: list[str] | None = None
+        """Collects missing characters instead of logging them, for warn_missing_glyphs."""
         self._prepared_cache = _LRUCache(CACHE_ENTRIES)
         self._run_cache = _LRUCache(CACHE_ENTRIES)
         self._block_cache = _LRUCache(CACHE_ENTRIES)
@@ -561,6 +563,9 @@ class GlyphAtlas:
         if not new_chars:
             return
         self._reported_missing.update(new_chars)
+        if self._deferred_missing is not None:
+            self._deferred_missing += new_chars
+            return
         names = ", ".join(f"{char!r} (U+{ord(char):04X})" for char in new_chars)
         replacement = "U+FFFD" if self.replacement_glyph else ".notdef"
         log.warning(
@@ -797,3 +802,38 @@ class GlyphAtlas:
             line_starts=tuple(starts),
             truncated=extra_line is not None,
         )
+
+
+def preload_glyphs(texts_by_atlas: dict[GlyphAtlas, list[str]]) -> list[str]:
+    """Lay out each atlas's texts before the first frame and warn once about missing glyphs.
+
+    Logs one warning that names every character the fonts lack, and the atlases then
+    skip their own warning for those characters. Returns the characters, each once.
+    Raises UsageError when the texts need more glyphs than an atlas holds.
+    """
+    missing: list[str] = []
+    for atlas, texts in texts_by_atlas.items():
+        atlas._deferred_missing = []
+        try:
+            for text in texts:
+                atlas.layout(text, atlas.em_px)
+        except AtlasFullError:
+            raise UsageError(
+                f"the scene's texts use more different characters than the glyph atlas of "
+                f"{atlas.font_path.name} holds ({len(atlas._cells)} glyphs in "
+                f"{atlas.size}x{atlas.size} texels); use fewer different characters, for "
+                "example fewer scripts or accented letters.") from None
+        finally:
+            missing += atlas._deferred_missing
+            atlas._deferred_missing = None
+    missing = list(dict.fromkeys(missing))
+    if not missing:
+        return []
+    for atlas in texts_by_atlas:
+        atlas._reported_missing.update(missing)
+    names = ", ".join(f"{char!r} (U+{ord(char):04X})" for char in missing)
+    replacement = "U+FFFD" if next(iter(texts_by_atlas)).replacement_glyph else ".notdef (a box)"
+    fonts = ", ".join(dict.fromkeys(atlas.font_path.name for atlas in texts_by_atlas))
+    log.warning("the fonts %s have no glyph for %s; these characters are drawn as the "
+                "replacement glyph %s", fonts, names, replacement)
+    return missing

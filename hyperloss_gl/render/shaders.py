@@ -78,7 +78,9 @@ def expand(path: Path, files: list[Path] | None = None, stack: tuple[Path, ...] 
             out.append(f"#line {i + 1} {number}")
         else:
             out.append(line)
-    if not stack and not (lines and lines[0].lstrip().startswith("#version")):
+    # An included file needs its own "#line 1 N" too, or the compiler goes on counting
+    # the lines of the file that includes it.
+    if not (lines and lines[0].lstrip().startswith("#version")):
         out.insert(0, f"#line 1 {number}")
     return Source("\n".join(out) + "\n", files)
 

@@ -50,6 +50,13 @@ def _text(value: str) -> str | None:
     return None
 
 
+def _visible_text(value: str) -> str | None:
+    """Check a text that an example cannot do without: its input or its output."""
+    if not value.strip():
+        return "must contain visible characters"
+    return _text(value)
+
+
 _REGION_KEYS = {
     "name": Key(str, REQUIRED, lambda v: None if v.strip() else "must not be empty"),
     "color": Key(str, REQUIRED, hex_color),
@@ -57,9 +64,9 @@ _REGION_KEYS = {
     "position": Key(list, None),
 }
 _EXAMPLE_KEYS = {
-    "input": Key(str, REQUIRED, _text),
+    "input": Key(str, REQUIRED, _visible_text),
     "region": Key(str, REQUIRED),
-    "output": Key(str, REQUIRED, _text),
+    "output": Key(str, REQUIRED, _visible_text),
     "tokens": Key(list, None),
 }
 _LOSS_KEYS = {
@@ -127,6 +134,14 @@ class Scene:
     def duration(self) -> float:
         return self.timing["intro"] + self.epochs * self.epoch_duration + self.timing["outro"]
 
+    def texts_below_title(self) -> list[str]:
+        """Return the scene's texts that the video shows below the title: region names,
+        inputs, chips and outputs."""
+        texts = [region.name for region in self.regions]
+        for example in self.examples:
+            texts += [example.input, *example.tokens, example.output]
+        return texts
+
 
 def tokenize(text: str) -> tuple[str, ...]:
     """Split a prompt into chips: words and punctuation marks."""
@@ -190,7 +205,9 @@ def _check_regions(raw: list, problems: list[str]) -> list[Region]:
     return regions
 
 
-def _check_examples(raw: list, region_names: list[str], problems: list[str]) -> list[Example]:
+def _check_examples(raw: list, region_names: list[str] | None,
+                    problems: list[str]) -> list[Example]:
+    """Check the examples; ``region_names`` is None when the regions are missing."""
     if not 1 <= len(raw) <= MAX_EXAMPLES:
         problems.append(f"'examples' has {len(raw)} entries; allowed are 1 to {MAX_EXAMPLES}, "
                         "one per epoch")
@@ -198,19 +215,24 @@ def _check_examples(raw: list, region_names: list[str], problems: list[str]) -> 
     for i, item in enumerate(raw):
         table = check_table(item, _EXAMPLE_KEYS, f"examples[{i}].", problems)
         region = table["region"]
-        if region is not None and region not in region_names:
+        if region is not None and region_names is not None and region not in region_names:
             problems.append(f"'examples[{i}].region' = {region!r} is not a region; defined "
                             f"regions are: {', '.join(region_names)}")
         tokens = table["tokens"]
-        if tokens is not None and not all(isinstance(t, str) and t.strip() for t in tokens):
+        if tokens is not None and not (tokens and all(isinstance(t, str) and t.strip()
+                                                      for t in tokens)):
             problems.append(f"'examples[{i}].tokens' = {tokens!r} is invalid: use an array of "
-                            "non-empty strings")
+                            "one or more non-empty strings")
+            tokens = None
+        elif tokens is not None and sum(len(t) for t in tokens) > MAX_TEXT:
+            problems.append(f"'examples[{i}].tokens' has {sum(len(t) for t in tokens)} "
+                            f"characters in all; at most {MAX_TEXT} are allowed, as for the input")
             tokens = None
         text = table["input"] or ""
         examples.append(Example(
             input=text,
             tokens=tuple(tokens) if tokens is not None else tokenize(text),
-            region=region_names.index(region) if region in region_names else 0,
+            region=region_names.index(region) if region in (region_names or []) else 0,
             output=table["output"] or ""))
     return examples
 
@@ -258,11 +280,17 @@ def load_scene(path: Path | None = None) -> Scene:
             problems.append(f"'video.{axis}' = {video[axis]} is invalid: H.264 in yuv420p needs "
                             f"an even size; use {video[axis] - 1} or {video[axis] + 1}")
     timing = check_table(top["timing"], _TIMING_KEYS, "timing.", problems)
-    regions = _check_regions(top["regions"] or [], problems)
-    examples = _check_examples(top["examples"] or [], [r.name for r in regions], problems)
+
+    # A missing or mistyped table or array is one problem, and checks of its contents
+    # would only repeat it.
+    regions = _check_regions(top["regions"], problems) if top["regions"] is not None else []
+    region_names = [r.name for r in regions] if top["regions"] is not None else None
+    examples = (_check_examples(top["examples"], region_names, problems)
+                if top["examples"] is not None else [])
     loss_table = check_table(top["loss"] if top["loss"] is not None else {}, _LOSS_KEYS,
-                             "loss.", problems)
+                             "loss.", problems if top["loss"] is not None else [])
     loss, axis_max = _check_loss(loss_table, len(examples), problems)
+
     scene = Scene(top["title"], top["seed"], video["width"], video["height"], video["fps"],
                   timing, tuple(loss), loss_table["steps_per_epoch"], axis_max, tuple(regions),
                   tuple(examples), path)
