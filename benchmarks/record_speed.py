@@ -186,7 +186,6 @@ def run_instrumented(scene: Scene, options: RenderOptions, settings: EncoderSett
                     source.renderer.output_fbo.read_into(pbo, components=4)
                 waited = writer.queue_wait_seconds
                 buffer = writer.frame_buffer()
-                t4 = time.perf_counter()
                 pbo.read_into(buffer)
                 t5 = time.perf_counter()
                 run.frames.append(buffer.copy())

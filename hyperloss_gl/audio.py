@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hyperloss_gl import log
+from hyperloss_gl.atomic import open_temporary_beside
 from hyperloss_gl.errors import HyperlossError, UsageError
 from hyperloss_gl.look import SOUND_NAMES, Look
 from hyperloss_gl.scene import Event, Scene, Timeline, layout
@@ -709,15 +710,8 @@ def write_wav(path: Path, track: SoundTrack, start: int, end: int, *,
     if len(header) + frames * CHANNELS * (4 if float_samples else 2) >= 2 ** 32:
         raise UsageError(f"the sound track of {frames / SAMPLE_RATE:.0f} s is too long for one "
                          "WAV file (4 GiB); record a shorter range with --from and --to.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Mode 0o666 lets the umask set the permissions, as for any new file; mkstemp
-        # would make the finished WAV readable by its owner only.
-        temporary = str(path.with_name(f".{path.stem}.partial-{os.getpid()}.wav"))
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    except OSError as error:
-        raise UsageError(f"folder {path.parent} is not writable ({error.strerror or error}); "
-                         "choose another output path or fix its permissions.") from error
+    temporary, handle = open_temporary_beside(path)
+    temporary = str(temporary)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(header)

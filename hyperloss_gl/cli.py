@@ -13,7 +13,6 @@ import logging
 import math
 import re
 import signal
-import sys
 from pathlib import Path
 
 from hyperloss_gl import __version__, log

@@ -19,6 +19,7 @@ import numpy as np
 
 from hyperloss_gl import log
 from hyperloss_gl.audio import temporary_track_file
+from hyperloss_gl.atomic import open_temporary_beside
 from hyperloss_gl.encode import EncoderSettings, VideoWriter
 from hyperloss_gl.errors import HyperlossError, UsageError
 from hyperloss_gl.look import Look
@@ -145,13 +146,7 @@ def write_png(path: Path, rgba: np.ndarray) -> Path:
     from PIL import Image
 
     path = check_png_path(path)
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
-    try:
-        # Mode 0o666 lets the umask set the permissions, as for any new file.
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-    except OSError as error:
-        raise UsageError(f"folder {path.parent} is not writable ({error.strerror or error}); "
-                         "choose another output path or fix its permissions.") from None
+    temporary, handle = open_temporary_beside(path)
     try:
         with os.fdopen(handle, "wb") as file:
             Image.fromarray(rgba[:, :, :3]).save(file, format="PNG")

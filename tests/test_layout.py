@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import dump_toml, scene_dict
+from conftest import scene_dict
 from hyperloss_gl.look import load_look
 from hyperloss_gl.render.batches import BatchBuilder
 from hyperloss_gl.render.glyphs import GlyphAtlas

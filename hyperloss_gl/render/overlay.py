@@ -13,12 +13,12 @@ overlay colours onto it in the same encoding is what an image editor does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import moderngl
 import numpy as np
 
 from hyperloss_gl.render.glyphs import EDGE_VALUE, GlyphAtlas, TextBlock
+from hyperloss_gl.scene.layout import Rect
 
 QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
 INSTANCE_FLOATS = 13  # rect 4, uv 4, colour 4, mode 1
@@ -90,22 +90,8 @@ void main() {
 """
 
 
-@dataclass(frozen=True)
-class PixelRect:
-    """A rectangle in framebuffer pixels, ``y`` measured down from the top edge."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-
-    @property
-    def right(self) -> float:
-        return self.x + self.w
-
-    @property
-    def bottom(self) -> float:
-        return self.y + self.h
+PixelRect = Rect
+"""A rectangle in framebuffer pixels, ``y`` measured down from the top edge."""
 
 
 def premultiply(color) -> tuple[float, float, float, float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import moderngl
 import numpy as np
 
-from hyperloss_gl import log, resources
+from hyperloss_gl import resources
 from hyperloss_gl.look import Look
 from hyperloss_gl.render.batches import GLYPH_FLOATS, LINE_FLOATS, SHAPE_FLOATS, BatchBuilder
 from hyperloss_gl.render.glyphs import EDGE_VALUE, GlyphAtlas, preload_glyphs
