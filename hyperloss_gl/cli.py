@@ -23,6 +23,8 @@ DEFAULT_SOUND_RECORDING = Path("capture/hyperloss.wav")
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 MAX_SIZE = 7680
 MAX_FPS = 240
+TIME_LIMIT_S = 1e6
+"""Upper bound of time options before the scene is known; the scene's length is checked later."""
 MAX_JOBS = 64
 MAX_CODEC_PIXELS = 139_264 * 256
 """Frame size limit of H.264 level 6.2 (139,264 macroblocks of 16x16) and of HEVC level 6.2."""
@@ -58,8 +60,9 @@ def _number(kind, low, high, what):
             raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; give "
                                              f"{'an integer' if kind is int else 'a number'}")
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; allowed are {low} to "
-                                             f"{high}")
+            # Times have no real upper bound here; the video's length is checked later.
+            allowed = f"{low} or more" if high >= TIME_LIMIT_S else f"{low} to {high}"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}; allowed are {allowed}")
         return value
 
     return parse
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="OUT", help="record to an MP4 file without a window "
                         f"(default path: {DEFAULT_RECORDING}); a path ending in .wav writes "
                         "only the sound track")
-    parser.add_argument("--still", type=_number(float, 0.0, 1e6, "still time"),
+    parser.add_argument("--still", type=_number(float, 0.0, TIME_LIMIT_S, "still time"),
                         metavar="SECONDS", help="write the one frame at SECONDS to --output")
     parser.add_argument("--output", type=Path, metavar="FRAME.png",
                         help="path of the --still image (default: capture/still-SECONDS.png)")
@@ -91,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "1080x1920)")
     parser.add_argument("--fps", type=_number(int, 1, MAX_FPS, "frame rate"),
                         help="frames per second (default: the scene's, 60)")
-    parser.add_argument("--from", dest="start", type=_number(float, 0.0, 1e6, "start time"),
+    parser.add_argument("--from", dest="start",
+                        type=_number(float, 0.0, TIME_LIMIT_S, "start time"),
                         default=0.0, metavar="SECONDS",
                         help="start of the recorded range in seconds (default: 0)")
-    parser.add_argument("--to", dest="end", type=_number(float, 0.0, 1e6, "end time"),
+    parser.add_argument("--to", dest="end", type=_number(float, 0.0, TIME_LIMIT_S, "end time"),
                         metavar="SECONDS",
                         help="end of the recorded range in seconds (default: the end)")
     parser.add_argument("--encoder", default="libx264",
@@ -247,6 +251,9 @@ def _record(args, scene, look, options) -> int:
 
     if args.music is not None and args.no_sound:
         raise UsageError("--music and --no-sound exclude each other; give one of them.")
+    if args.music is not None and not args.music.is_file():
+        raise UsageError(f"--music {args.music} not found or not a file; give the path of an "
+                         "audio file.")
     if args.audio_only or (args.record is not None and args.record.suffix.lower() == ".wav"):
         return _record_sound(args, scene, look, options)
     if args.crf is not None and args.bitrate is not None:

@@ -212,7 +212,8 @@ class EncoderSettings:
     def __post_init__(self):
         if self.codec not in SUPPORTED_CODECS:
             raise UsageError(
-                f"Unsupported codec {self.codec!r}: choose one of {', '.join(SUPPORTED_CODECS)}."
+                f"Unsupported encoder {self.codec!r} (--encoder): choose one of "
+                f"{', '.join(SUPPORTED_CODECS)}."
             )
 
         if self.crf is not None and self.bitrate is not None:
@@ -317,15 +318,16 @@ def _check_output_path(out_path) -> tuple[Path, str]:
     """Validate the output path, create its folder if missing, and return it with its muxer."""
     path = Path(os.path.abspath(Path(out_path).expanduser()))
 
+    if path.is_dir():
+        raise UsageError(
+            f"Output path {path} is a folder: give a file name in it, such as "
+            f"{path / ('video' + (path.suffix or '.mp4'))}."
+        )
     container = CONTAINERS.get(path.suffix.lower())
     if container is None:
         raise UsageError(
             f"Invalid output file name {str(path)!r}: the extension must be one of "
             f"{', '.join(CONTAINERS)}, which selects the container."
-        )
-    if path.is_dir():
-        raise UsageError(
-            f"Output path {path} is a folder: give a file name ending in {path.suffix or '.mp4'}."
         )
     if path.exists() and not path.is_file():
         raise UsageError(
@@ -949,7 +951,7 @@ class VideoWriter:
         self._state = "closed"
         self._release_resources()
         self._warn_on_audio_length()
-        log.info(
+        log.debug(
             "Wrote %s: %d frames (%.2f s of video) in %.1f s, %.1f MiB",
             self.out_path,
             self._result.frames,

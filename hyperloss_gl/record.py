@@ -74,13 +74,12 @@ def frame_range(animator: Animator, options: RenderOptions) -> range:
     """Return the frame numbers whose times lie in ``[start, end)`` of the video."""
     total = animator.timeline.frame_count(options.fps)
     first = int(math.ceil(options.start * options.fps - 1e-9))
-    last = total if options.end is None else min(total, int(math.ceil(options.end * options.fps
-                                                                       - 1e-9)))
+    duration = animator.timeline.duration
+    end = duration if options.end is None else options.end
+    last = min(total, int(math.ceil(end * options.fps - 1e-9)))
     if first >= last:
-        raise UsageError(f"the time range {options.start:g} s to "
-                         f"{options.end if options.end is not None else animator.timeline.duration:g}"
-                         f" s holds no frame of the {animator.timeline.duration:.2f} s video; "
-                         "choose --from below --to and inside the video.")
+        raise UsageError(f"the time range {options.start:g} s to {end:g} s holds no frame of the "
+                         f"{duration:.2f} s video; choose --from below --to and inside the video.")
     return range(first, last)
 
 

@@ -26,5 +26,5 @@ def shader_dir() -> Path:
 
 
 def font_path(weight: str = "Regular") -> Path:
-    """Return the path of a shipped Inter font file, weight ``Regular``, ``SemiBold`` or ``Bold``."""
+    """Return the path of a shipped Inter font: ``Regular``, ``SemiBold`` or ``Bold``."""
     return _shipped_dir("fonts") / f"Inter-{weight}.otf"

@@ -81,7 +81,7 @@ def scene_dict(examples: int = 2, regions: int = 2, steps_per_epoch: int = 3,
 
 @pytest.fixture
 def write_scene(tmp_path: Path):
-    """Return a function that writes a scene (a dict, str or bytes) to a file and returns its path."""
+    """Return a function that writes a scene (dict, str or bytes) to a file and returns the path."""
 
     def write(content, name: str = "scene.toml") -> Path:
         path = tmp_path / name

@@ -350,7 +350,7 @@ def test_still_at_video_end(tmp_path):
 
 
 @pytest.mark.parametrize("value, fragment", [
-    ("-1", "invalid still time '-1'; allowed are 0.0 to"),
+    ("-1", "invalid still time '-1'; allowed are 0.0 or more"),
     ("nan", "invalid still time 'nan'"),
     ("1e400", "invalid still time '1e400'"),
 ])

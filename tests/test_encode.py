@@ -468,7 +468,7 @@ def test_concat_rejects_missing_segment(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"codec": "libvpx"}, "Unsupported codec 'libvpx'"),
+        ({"codec": "libvpx"}, "Unsupported encoder 'libvpx'"),
         ({"crf": 52}, "Invalid crf 52"),
         ({"crf": -1}, "Invalid crf -1"),
         ({"crf": 18, "bitrate": "8M"}, "mutually exclusive"),

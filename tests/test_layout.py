@@ -37,7 +37,15 @@ def check_frames(scene, atlases):
     builder = BatchBuilder(scene, load_look(), atlases)
     problems = []
     for t in np.arange(0.0, animator.timeline.duration, STEP_S):
-        boxes = builder.build(animator.state_at(float(t))).text_boxes
+        batches = builder.build(animator.state_at(float(t)))
+        boxes = batches.text_boxes
+        chip_texts = {chip[0] for chip in batches.chip_boxes}
+        for text, *box in boxes:
+            if text in chip_texts:
+                continue
+            for chip, *chip_box in batches.chip_boxes:
+                if overlaps(box, chip_box):
+                    problems.append(f"t={t:.1f}: {text!r} overlaps the chip {chip!r}")
         for text, x0, y0, x1, y1 in boxes:
             if x0 < layout.SAFE.x - 1 or x1 > layout.SAFE.right + 1 or y0 < layout.SAFE.y - 1 \
                     or y1 > layout.SAFE.bottom + 1:

@@ -641,7 +641,7 @@ def test_zero_regions_rejected(write_scene):
 
 
 def long_scene(last_stage_s: float) -> dict:
-    """One epoch whose first five stages last 600 s each, then ``aligned`` lasts ``last_stage_s``."""
+    """One epoch whose first five stages last 600 s each; ``aligned`` lasts ``last_stage_s``."""
     data = scene_dict(examples=1, regions=1)
     data["timing"] = {stage: 600.0 for stage in STAGES[:5]}
     data["timing"]["aligned"] = last_stage_s

@@ -26,6 +26,8 @@ CHIP_HEIGHT = 58.0
 CHIP_PADDING = 18.0
 CHIP_GAP = 12.0
 CHIP_ROW_GAP = 10.0
+LABEL_CLEARANCE = 8.0
+"""Least gap between the chips and a region label below them, in design pixels."""
 MIN_CHIP_SHRINK = 0.7
 """Smallest chip scale before a third row is used: 22-pixel text, still readable."""
 WAVE_SEGMENTS = 120
@@ -96,6 +98,8 @@ class Batches:
     """Glyph rows per font weight."""
     text_boxes: list = field(default_factory=list)
     """(text, x0, y0, x1, y1) ink bounds in design pixels of each visible text line."""
+    chip_boxes: list = field(default_factory=list)
+    """(text, x0, y0, x1, y1) bounds in design pixels of each visible token chip."""
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Return every row list as a float32 array."""
@@ -190,6 +194,7 @@ class BatchBuilder:
     def build(self, state: FrameState) -> Batches:
         """Return the instance rows of every element of ``state``."""
         self._batches = Batches()
+        self._chips_bottom = layout.INPUT_ROW.bottom
         self._title(state)
         self._loss_panel(state)
         self._counter(state)
@@ -323,12 +328,17 @@ class BatchBuilder:
         line_count = max(line for _, line in places) + 1
         pitch = (CHIP_HEIGHT + CHIP_ROW_GAP) * shrink
         top = row.y + row.h / 2 - (line_count - 1) * pitch / 2
+        # Chips overshoot by up to about 10 % while they pop in.
+        self._chips_bottom = top + (line_count - 1) * pitch + CHIP_HEIGHT * shrink * 0.55
         for chip, width, (x, line) in zip(chips, widths, places):
             if chip.alpha <= 0.0:
                 continue
             w = width * shrink
             center = (x0 + x + w / 2, top + line * pitch)
             half = (w / 2 * chip.scale, CHIP_HEIGHT / 2 * shrink * chip.scale)
+            self._batches.chip_boxes.append((chip.text, center[0] - half[0],
+                                             center[1] - half[1], center[0] + half[0],
+                                             center[1] + half[1]))
             self.shape(self._batches.shapes_front, center, half,
                        rgba(look.colors["chip_fill"], chip.alpha),
                        rgba(border, chip.alpha, 1.4), radius=look.sizes["chip_radius"] * shrink,
@@ -354,6 +364,9 @@ class BatchBuilder:
                                                  max(3.0 * r, 240.0), max_lines=2,
                                                  min_size_px=layout.LABEL_SIZE * 0.75)
             baseline = y - r - 10 - (len(block.lines) - 1) * block.size_px * 1.1
+            # The camera's sway can lift a top region's label into the input row; it
+            # stops just below the chips instead.
+            baseline = max(baseline, self._chips_bottom + LABEL_CLEARANCE + block.size_px * 0.8)
             for line in block.lines:
                 self.text("semibold", line.text, block.size_px, x, baseline, label,
                           align="center")

@@ -159,7 +159,7 @@ SMALL_LAYOUTS = {
 
 
 def auto_positions(count: int) -> list[tuple[float, float]]:
-    """Spread ``count`` region centres over the cloud: fixed layouts up to five, then a sunflower."""
+    """Spread ``count`` region centres: fixed layouts up to five, then a sunflower."""
     if count in SMALL_LAYOUTS:
         return list(SMALL_LAYOUTS[count])
     golden = math.pi * (3.0 - math.sqrt(5.0))

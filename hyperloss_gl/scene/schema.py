@@ -166,7 +166,7 @@ def hex_color(value: str) -> str | None:
 
 
 def parse_color(value: str) -> tuple[float, float, float]:
-    """Convert "#RRGGBB" to linear-light RGB floats, since blending and bloom work in linear light."""
+    """Convert "#RRGGBB" to linear-light RGB, since blending and bloom work in linear light."""
     srgb = [int(value[i:i + 2], 16) / 255.0 for i in (1, 3, 5)]
     return tuple(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in srgb)
 

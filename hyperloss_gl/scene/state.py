@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hyperloss_gl.scene import easing, layout
-from hyperloss_gl.scene.cloud import CloudModel, build_cloud, camera_projection, camera_view, project
+from hyperloss_gl.scene.cloud import (
+    CloudModel, build_cloud, camera_projection, camera_view, project,
+)
 from hyperloss_gl.scene.description import Scene
 from hyperloss_gl.scene.garble import garble, garble_mask
 from hyperloss_gl.scene.timeline import CHIP_POP_S, TRACER_TRAIL_S, Position, Timeline
