@@ -54,7 +54,6 @@ from hyperloss_gl.encode import EncoderSettings, VideoWriter, ffmpeg_exe  # noqa
 from hyperloss_gl.look import load_look  # noqa: E402
 from hyperloss_gl.record import FrameSource, RenderOptions, frame_range, record_video  # noqa: E402
 from hyperloss_gl.render.context import create_headless_context  # noqa: E402
-from hyperloss_gl.render.yuv import YuvConverter  # noqa: E402
 from hyperloss_gl.scene import Animator, Scene, load_scene  # noqa: E402
 
 CLOUD_SIZES = (175, 1_000, 10_000, 100_000)
@@ -159,8 +158,10 @@ def run_instrumented(scene: Scene, options: RenderOptions, settings: EncoderSett
     """Record the range with ctx.finish() after each step, timing each step per frame."""
     source = FrameSource(scene, load_look(), options)
     ctx = source.ctx
-    converter = YuvConverter(source.renderer) if readback == "yuv" else None
-    frame_bytes = converter.frame_size if converter else options.width * options.height * 4
+    yuv = readback == "yuv"
+    pixels = options.width * options.height
+    frame_bytes = pixels * 3 // 2 if yuv else pixels * 4
+    packed = np.empty(frame_bytes, np.uint8)
     frames = frame_range(source.animator, options)
     check_memory(frame_bytes, len(frames))
     pbo = ctx.buffer(reserve=frame_bytes)
@@ -168,25 +169,30 @@ def run_instrumented(scene: Scene, options: RenderOptions, settings: EncoderSett
     try:
         started = time.perf_counter()
         with VideoWriter(out, options.width, options.height, options.fps, settings,
-                         input_format="yuv420p" if converter else "rgba") as writer:
+                         input_format="yuv420p" if yuv else "rgba") as writer:
             for n in frames:
                 t0 = time.perf_counter()
                 state = source.animator.state_at(n / options.fps)
                 t1 = time.perf_counter()
-                source.renderer.render(state, flip_for_readback=True)
+                if yuv:
+                    # The composite pass itself writes yuv420p: no separate conversion.
+                    source.renderer.render_yuv([state])
+                else:
+                    source.renderer.render(state, flip_for_readback=True)
                 ctx.finish()
                 t2 = time.perf_counter()
-                if converter:
-                    converter.convert(source_flipped=True)
-                    ctx.finish()
                 t3 = time.perf_counter()
-                if converter:
-                    converter.read_into(pbo)
+                if yuv:
+                    source.renderer.read_yuv_into(pbo)
                 else:
                     source.renderer.output_fbo.read_into(pbo, components=4)
                 waited = writer.queue_wait_seconds
                 buffer = writer.frame_buffer()
-                pbo.read_into(buffer)
+                if yuv:
+                    pbo.read_into(packed)
+                    source.renderer.unpack_yuv(packed, buffer)
+                else:
+                    pbo.read_into(buffer)
                 t5 = time.perf_counter()
                 run.frames.append(buffer.copy())
                 writer.submit(buffer)

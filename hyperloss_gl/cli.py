@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="N", help="recording only: render and encode N contiguous "
                         f"segments in N processes, then join them, 1 to {MAX_JOBS} (default: 1)")
     parser.add_argument("--readback", choices=("rgba", "yuv", "auto"), default="auto",
-                        help="recording only: read frames back as RGBA for FFmpeg to convert, or "
-                             "as yuv420p converted by a shader; auto picks rgba on llvmpipe and "
-                             "softpipe, yuv on a GPU (default: auto)")
+                        help="recording only: read frames back as yuv420p written by the "
+                             "composite pass, or as RGBA for FFmpeg to convert; auto is yuv "
+                             "(default: auto)")
     parser.add_argument("--motion-blur", type=_number(int, 1, 32, "motion blur"), default=1,
                         metavar="N", help="recording and stills: average N sub-frames over a "
                         "half-frame shutter, 1 to 32; 1 is off (default: 1)")

@@ -25,7 +25,7 @@ from hyperloss_gl.errors import HyperlossError, UsageError
 from hyperloss_gl.look import Look
 from hyperloss_gl.render.context import create_headless_context
 from hyperloss_gl.render.renderer import Renderer
-from hyperloss_gl.render.yuv import YuvConverter, resolve_readback
+from hyperloss_gl.render.yuv import resolve_readback
 from hyperloss_gl.scene import Animator, Scene
 
 READBACK_RING = 2
@@ -94,6 +94,14 @@ class FrameSource:
         self.animator = Animator(scene)
         self.renderer = Renderer(self.ctx, scene, look, options.width, options.height,
                                  options.shader_dir)
+
+    def states(self, t: float) -> list:
+        """Return the frame state at ``t``, or one per sub-frame with motion blur."""
+        count = self.options.motion_blur
+        if count <= 1:
+            return [self.animator.state_at(t)]
+        return [self.animator.state_at(time) for time in shutter_times(t, self.options.fps,
+                                                                       count)]
 
     def draw(self, t: float, flip_for_readback: bool = True) -> None:
         """Draw the frame at ``t`` into the renderer's output framebuffer."""
@@ -195,35 +203,44 @@ def _encode_frames(source: FrameSource, frames: range, out_path: Path,
                    audio_path: Path | None = None, readback: str = "rgba") -> None:
     """Draw ``frames`` and pass them to ``writer``, reading each back one frame late."""
     options = source.options
-    converter = YuvConverter(source.renderer) if readback == "yuv" else None
-    size = converter.frame_size if converter else options.width * options.height * 4
+    renderer = source.renderer
+    yuv = readback == "yuv"
+    pixels = options.width * options.height
+    size = pixels * 3 // 2 if yuv else pixels * 4
     ring = [source.ctx.buffer(reserve=size) for _ in range(READBACK_RING)]
+    packed = np.empty(size, np.uint8) if yuv else None
     bar = _progress_bar(len(frames), progress)
     with VideoWriter(out_path, options.width, options.height, options.fps, settings,
-                     input_format="yuv420p" if converter else "rgba",
+                     input_format="yuv420p" if yuv else "rgba",
                      audio_path=audio_path) as writer:
         pending = []
         for n in frames:
-            source.draw(n / options.fps)
             pbo = ring[n % READBACK_RING]
-            if converter:
-                converter.convert(source_flipped=True)
-                converter.read_into(pbo)
+            if yuv:
+                renderer.render_yuv(source.states(n / options.fps))
+                renderer.read_yuv_into(pbo)
             else:
-                source.renderer.output_fbo.read_into(pbo, components=4)
+                source.draw(n / options.fps)
+                renderer.output_fbo.read_into(pbo, components=4)
             pending.append(pbo)
             if len(pending) == READBACK_RING:
-                _hand_over(pending.pop(0), writer)
+                _hand_over(pending.pop(0), writer, renderer, packed)
                 bar.update(1)
         for pbo in pending:
-            _hand_over(pbo, writer)
+            _hand_over(pbo, writer, renderer, packed)
             bar.update(1)
         bar.close()
 
 
-def _hand_over(pbo: moderngl.Buffer, writer: VideoWriter) -> None:
+def _hand_over(pbo: moderngl.Buffer, writer: VideoWriter, renderer: Renderer,
+               packed: np.ndarray | None) -> None:
+    """Copy a read-back frame into a writer buffer and queue it for FFmpeg."""
     buffer = writer.frame_buffer()
-    pbo.read_into(buffer)
+    if packed is None:
+        pbo.read_into(buffer)
+    else:
+        pbo.read_into(packed)
+        renderer.unpack_yuv(packed, buffer)
     writer.submit(buffer)
 
 

@@ -308,18 +308,19 @@ def test_broken_shader_keeps_drawing_and_shows_error(editable, window_target, ca
     good_window = read_window(window_target).astype(int)
     good_frame = app.renderer.read_rgba().copy()
     state = playback_state(app)
-    composite = editable.shaders / "composite.frag"
-    lines = composite.read_text().splitlines()
+    # The composite's body lives in an included file, so the error must name it.
+    common = editable.shaders / "composite_common.glsl"
+    lines = common.read_text().splitlines()
     broken_line = 20
     lines.insert(broken_line - 1, "this is not GLSL;")
-    composite.write_text("\n".join(lines) + "\n")
+    common.write_text("\n".join(lines) + "\n")
     with caplog.at_level(logging.INFO, logger="hyperloss_gl"):
         settle(editable, window_target)
     assert app.shader_error is not None
-    assert f"composite.frag:{broken_line}" in app.shader_error
-    assert any("composite.frag changed" in record.message for record in caplog.records)
+    assert f"composite_common.glsl:{broken_line}" in app.shader_error
+    assert any("composite_common.glsl changed" in record.message for record in caplog.records)
     errors = [record.message for record in caplog.records if record.levelno == logging.ERROR]
-    assert any(f"composite.frag:{broken_line}" in message for message in errors)
+    assert any(f"composite_common.glsl:{broken_line}" in message for message in errors)
     # The error panel shows even with the HUD hidden.
     shown = read_window(window_target).astype(int)
     assert np.abs(shown - good_window).mean() > 1, "no error panel over the frame"
@@ -345,8 +346,10 @@ def test_fixed_shader_is_used_and_keeps_playhead(editable, window_target):
     settle(editable, window_target)
     assert app.shader_error is not None
     # The fix: a composite that swaps the red and blue channels.
-    fixed = original.replace("f_color = vec4(srgb, 1.0);", "f_color = vec4(srgb.bgr, 1.0);")
-    assert fixed != original, "composite.frag no longer writes f_color = vec4(srgb, 1.0)"
+    line = "f_color = vec4(composite_srgb(v_uv, gl_FragCoord.xy), 1.0);"
+    swapped = "f_color = vec4(composite_srgb(v_uv, gl_FragCoord.xy).bgr, 1.0);"
+    fixed = original.replace(line, swapped)
+    assert fixed != original, f"composite.frag no longer contains {line}"
     composite.write_text(fixed)
     settle(editable, window_target)
     assert app.shader_error is None
@@ -361,7 +364,8 @@ def test_shader_dropping_uniforms_still_draws(editable, window_target):
     app = editable.app
     composite = editable.shaders / "composite.frag"
     original = composite.read_text()
-    fixed = original.replace("f_color = vec4(srgb, 1.0);", "f_color = vec4(1.0, 0.0, 0.0, 1.0);")
+    fixed = original.replace("f_color = vec4(composite_srgb(v_uv, gl_FragCoord.xy), 1.0);",
+                             "f_color = vec4(1.0, 0.0, 0.0, 1.0);")
     composite.write_text(fixed)
     settle(editable, window_target)
     assert app.shader_error is None

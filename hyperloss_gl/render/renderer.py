@@ -168,6 +168,7 @@ class Renderer:
             self.down.append(self._float_target(size))
             self.up.append(self._float_target(size) if level < BLOOM_LEVELS - 1 else None)
         self.accum = None
+        self.yuv_targets = None
         self.output_texture = ctx.texture((w, h), 4)
         self.output_fbo = ctx.framebuffer([self.output_texture])
 
@@ -185,7 +186,7 @@ class Renderer:
         self.fullscreen = {name: self.ctx.vertex_array(programs[name],
                                                        [(self.quad, "2f", "in_corner")])
                            for name in ("bloom_down", "bloom_up", "composite", "accumulate",
-                                        "splat")}
+                                        "splat", "composite_yuv")}
 
     def set_look(self, look: Look) -> None:
         """Use new look parameters from the next frame on."""
@@ -219,6 +220,64 @@ class Renderer:
         self._bloom(self.scene_texture)
         self._composite(self.scene_texture, target or self.output_fbo, flip_for_readback)
 
+    def render_yuv(self, states: list[FrameState]) -> None:
+        """Draw the frame straight into the yuv420p targets, top rows first.
+
+        One or more states as for :meth:`render_blurred`. The composite pass
+        writes luma and chroma of each 2 x 2 block instead of RGBA, so no RGBA
+        image is written or converted; :meth:`read_yuv_into` collects the planes.
+        """
+        hdr = self._draw_hdr(states)
+        self._bloom(hdr)
+        if self.yuv_targets is None:
+            size = (self.width // 2, self.height // 2)
+            luma = self.ctx.texture(size, 4)
+            chroma = self.ctx.texture(size, 2)
+            self.yuv_targets = (luma, chroma, self.ctx.framebuffer([luma, chroma]))
+        fbo = self.yuv_targets[2]
+        fused = self.fullscreen["composite_yuv"]
+        fbo.use()
+        self._set_composite_uniforms(fused.program, hdr, flip=False)
+        set_uniform(fused.program, "u_frame_size", (float(self.width), float(self.height)))
+        set_uniform(fused.program, "u_top_row_first", 1)
+        fused.render(moderngl.TRIANGLE_STRIP)
+
+    def read_yuv_into(self, target) -> None:
+        """Read the last :meth:`render_yuv` frame's luma and chroma targets into ``target``.
+
+        ``target`` (a moderngl buffer, to read asynchronously, or writable bytes)
+        receives ``width * height * 3 // 2`` bytes: the luma blocks, then U and V
+        interleaved. :meth:`unpack_yuv` turns them into yuv420p planes.
+        """
+        _, _, fbo = self.yuv_targets
+        fbo.read_into(target, components=4, attachment=0, alignment=1)
+        fbo.read_into(target, components=2, attachment=1, alignment=1,
+                      write_offset=self.width * self.height)
+
+    def unpack_yuv(self, packed: np.ndarray, buffer: np.ndarray) -> None:
+        """Reorder bytes from :meth:`read_yuv_into` into yuv420p planes in ``buffer``.
+
+        The luma target holds each 2 x 2 block's four bytes together, so they
+        are moved into the Y plane's rows, and U and V are de-interleaved.
+        """
+        width, height = self.width, self.height
+        luma_bytes = width * height
+        scratch = packed.reshape(-1)
+        blocks = scratch[:luma_bytes].reshape(height // 2, width // 2, 2, 2)
+        planes = buffer.reshape(-1)
+        np.copyto(planes[:luma_bytes].reshape(height // 2, 2, width // 2, 2),
+                  blocks.transpose(0, 2, 1, 3))
+        chroma = scratch[luma_bytes:luma_bytes * 3 // 2].reshape(-1, 2)
+        quarter = luma_bytes // 4
+        planes[luma_bytes:luma_bytes + quarter] = chroma[:, 0]
+        planes[luma_bytes + quarter:] = chroma[:, 1]
+
+    def _draw_hdr(self, states: list[FrameState]) -> moderngl.Texture:
+        if len(states) == 1:
+            self._scene_pass(states[0])
+            return self.scene_texture
+        return self._accumulate(states)
+
     def render_blurred(self, states: list[FrameState], flip_for_readback: bool = False,
                        target: moderngl.Framebuffer | None = None) -> None:
         """Draw the average of several sub-frame states: motion blur across a shutter.
@@ -230,6 +289,11 @@ class Renderer:
         if len(states) == 1:
             self.render(states[0], flip_for_readback, target)
             return
+        hdr = self._accumulate(states)
+        self._bloom(hdr)
+        self._composite(hdr, target or self.output_fbo, flip_for_readback)
+
+    def _accumulate(self, states: list[FrameState]) -> moderngl.Texture:
         if self.accum is None:
             texture = self.ctx.texture((self.width, self.height), 4, dtype="f4")
             self.accum = (texture, self.ctx.framebuffer([texture]))
@@ -248,8 +312,7 @@ class Renderer:
             set_uniform(accumulate.program, "u_flip_y", 1.0)
             accumulate.render(moderngl.TRIANGLE_STRIP)
             self.ctx.disable(moderngl.BLEND)
-        self._bloom(accum_texture)
-        self._composite(accum_texture, target or self.output_fbo, flip_for_readback)
+        return accum_texture
 
     def _scene_pass(self, state: FrameState) -> None:
         ctx = self.ctx
@@ -355,10 +418,14 @@ class Renderer:
 
     def _composite(self, hdr: moderngl.Texture, target: moderngl.Framebuffer,
                    flip: bool) -> None:
-        look = self.look
         composite = self.fullscreen["composite"]
-        program = composite.program
         target.use()
+        self._set_composite_uniforms(composite.program, hdr, flip)
+        composite.render(moderngl.TRIANGLE_STRIP)
+
+    def _set_composite_uniforms(self, program: moderngl.Program, hdr: moderngl.Texture,
+                                flip: bool) -> None:
+        look = self.look
         hdr.use(0)
         self.bloom_texture.use(1)
         set_uniform(program, "u_scene", 0)
@@ -375,7 +442,6 @@ class Renderer:
         set_uniform(program, "u_design_rect", (
             ox / self.width, oy / self.height, (ox + layout.DESIGN_WIDTH * scale) / self.width,
             (oy + layout.DESIGN_HEIGHT * scale) / self.height))
-        composite.render(moderngl.TRIANGLE_STRIP)
 
     def read_rgba(self) -> np.ndarray:
         """Return the output framebuffer as an (height, width, 4) uint8 array, bottom row first."""

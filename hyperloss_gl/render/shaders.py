@@ -32,8 +32,8 @@ PROGRAMS = {
     "bloom_down": ("fullscreen.vert", "bloom_down.frag"),
     "bloom_up": ("fullscreen.vert", "bloom_up.frag"),
     "composite": ("fullscreen.vert", "composite.frag"),
+    "composite_yuv": ("fullscreen.vert", "composite_yuv.frag"),
     "accumulate": ("fullscreen.vert", "accumulate.frag"),
-    "yuv": ("fullscreen.vert", "yuv.frag"),
 }
 """Every program the renderer uses: name to (vertex, fragment) file names."""
 
