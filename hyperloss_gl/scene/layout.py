@@ -1,4 +1,4 @@
-"""Where each band of the frame sits, in design pixels of a 1080 x 1920 portrait frame.
+"""Positions of the frame's bands, in design pixels of a 1080 x 1920 portrait frame.
 
 The renderer maps design pixels onto the real output size with one uniform
 scale, so a 540 x 960 frame is the 1080 x 1920 frame at half size. The y axis
