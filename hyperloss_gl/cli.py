@@ -155,7 +155,11 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, unknown: list[str
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
     """Send the package logger to standard error at the chosen level."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.WARNING
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("hyperloss: %(message)s"))
     log.handlers[:] = [handler]

@@ -304,8 +304,8 @@ class EncoderSettings:
         if self.codec == "libx264" and not self.lossless:
             # Adaptive quantisation biased to dark, flat blocks keeps the dither of the
             # dark background. With x264's defaults at CRF 18 the dither was smoothed
-            # away and the vignette banded again (tests/test_quality.py measures it);
-            # this costs about a third more bits in those areas.
+            # away and the vignette banded again, as tests/test_quality.py measures.
+            # It costs about a third more bits in those areas.
             options += ["-x264-params", X264_DARK_AQ]
         return options
 

@@ -2,7 +2,7 @@
 
 
 class HyperlossError(Exception):
-    """A failure that the user can act on. The message tells what to do next."""
+    """A failure that the user can act on. The message states what to do next."""
 
     exit_status = 1
 

@@ -78,8 +78,9 @@ def frame_range(animator: Animator, options: RenderOptions) -> range:
     end = duration if options.end is None else options.end
     last = min(total, int(math.ceil(end * options.fps - 1e-9)))
     if first >= last:
-        raise UsageError(f"the time range {options.start:g} s to {end:g} s holds no frame of the "
-                         f"{duration:.2f} s video; choose --from below --to and inside the video.")
+        raise UsageError(f"the time range {options.start:g} s to {end:g} s contains no frame "
+                         f"of the {duration:.2f} s video; choose --from below --to and inside "
+                         "the video.")
     return range(first, last)
 
 

@@ -110,6 +110,22 @@ def default_animator(default_scene):
     return Animator(default_scene)
 
 
+class RecordingSound:
+    """A stand-in for the preview's sound player that records each call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def play(self, t):
+        self.calls.append(("play", t))
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
 _session_context = []
 
 

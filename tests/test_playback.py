@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import RecordingSound
 from hyperloss_gl import hud
 from hyperloss_gl.playback import (
     KEY_BINDINGS, KEY_HELP, MAX_STEP_S, SPEEDS, Playback, SoundSync, epoch_start_frames, key_name,
@@ -277,19 +278,8 @@ def test_epoch_start_frames_fall_in_their_epoch(default_timeline):
 # Sound -----------------------------------------------------------------------
 
 
-class FakeSound:
-    def __init__(self):
-        self.calls = []
-
-    def play(self, t):
-        self.calls.append(("play", t))
-
-    def stop(self):
-        self.calls.append(("stop",))
-
-
 def test_sound_plays_on_start_at_1x():
-    sound, playback = FakeSound(), make_playback()
+    sound, playback = RecordingSound(), make_playback()
     sync = SoundSync(sound)
     sync.update(playback)
     assert sound.calls == []
@@ -299,7 +289,7 @@ def test_sound_plays_on_start_at_1x():
 
 
 def test_sound_stays_quiet_while_playing_on():
-    sound, playback = FakeSound(), make_playback()
+    sound, playback = RecordingSound(), make_playback()
     sync = SoundSync(sound)
     playback.play()
     sync.update(playback)
@@ -309,7 +299,7 @@ def test_sound_stays_quiet_while_playing_on():
 
 
 def test_sound_restarts_on_seek_while_playing():
-    sound, playback = FakeSound(), make_playback()
+    sound, playback = RecordingSound(), make_playback()
     sync = SoundSync(sound)
     playback.play()
     sync.update(playback)
@@ -320,7 +310,7 @@ def test_sound_restarts_on_seek_while_playing():
 
 def test_sound_stops_on_pause_speed_and_scrub():
     for keys, scrubbing in ((["space"], False), (["l"], False), (["="], False), ([], True)):
-        sound, playback = FakeSound(), make_playback()
+        sound, playback = RecordingSound(), make_playback()
         sync = SoundSync(sound)
         playback.play()
         sync.update(playback)
@@ -331,7 +321,7 @@ def test_sound_stops_on_pause_speed_and_scrub():
 
 
 def test_sound_quiet_backwards():
-    sound, playback = FakeSound(), make_playback()
+    sound, playback = RecordingSound(), make_playback()
     sync = SoundSync(sound)
     playback.press("j")
     sync.update(playback)

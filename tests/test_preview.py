@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import RecordingSound
 from hyperloss_gl import hud, preview, resources
 from hyperloss_gl.cli import build_parser
 from hyperloss_gl.errors import HyperlossError
@@ -436,19 +437,6 @@ def test_load_sound_tolerates_missing_module(monkeypatch, default_scene):
 
 
 def test_app_drives_sound(gl_context, default_scene, window_target):
-    class RecordingSound:
-        def __init__(self):
-            self.calls = []
-
-        def play(self, t):
-            self.calls.append(("play", t))
-
-        def stop(self):
-            self.calls.append(("stop",))
-
-        def close(self):
-            self.calls.append(("close",))
-
     sound = RecordingSound()
     app = PreviewApp(gl_context, default_scene, load_look(), RenderOptions(1080, 1920, 60),
                      preview_scale=0.25, sound=sound)

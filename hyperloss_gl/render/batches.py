@@ -27,7 +27,7 @@ CHIP_PADDING = 18.0
 CHIP_GAP = 12.0
 CHIP_ROW_GAP = 10.0
 LABEL_CLEARANCE = 8.0
-"""Least gap between the chips and a region label below them, in design pixels."""
+"""Minimum gap between the chips and a region label below them, in design pixels."""
 MIN_CHIP_SHRINK = 0.7
 """Smallest chip scale before a third row is used: 22-pixel text, still readable."""
 WAVE_SEGMENTS = 120
@@ -209,8 +209,8 @@ class BatchBuilder:
         color = rgba(look.colors["text"], state.title_alpha, look.glow["text"])
         atlas = self.atlases["bold"]
         width = layout.SAFE.w - 20
-        # One line down to 70 % of the full size; longer titles take two smaller
-        # lines, which must fit between the safe zone's top and the loss panel.
+        # One line down to 70 % of the full size. Longer titles take two smaller
+        # lines, because both must fit between the safe zone's top and the loss panel.
         block = atlas.fit(self.scene.title, layout.TITLE_SIZE, width, max_lines=1,
                           min_size_px=layout.TITLE_SIZE * 0.7)
         if block.truncated:

@@ -46,8 +46,9 @@ BLOOM_LEVELS = 5
 QUAD = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
 FONT_WEIGHTS = {"semibold": "SemiBold", "bold": "Bold"}
 ATLAS_SIZE = 2048
-"""Width and height of each glyph atlas in texels. It holds about 1,000 glyphs of Inter
-at 64 pixels per em. 1024 held about 230, fewer than ASCII, Latin-1, Greek and Cyrillic need."""
+"""Width and height of each glyph atlas in texels: room for about 1,000 glyphs of Inter at
+64 pixels per em (estimated). 1024 fit about 230, fewer than ASCII, Latin-1, Greek and
+Cyrillic need."""
 
 # Instance layouts: moderngl format string and attribute names, matching the shaders.
 SHAPE_LAYOUT = ("4f 4f 4f 4f 4x4/i", ("in_rect", "in_fill", "in_stroke", "in_shape"))
@@ -283,7 +284,7 @@ class Renderer:
         """Draw the average of several sub-frame states: motion blur across a shutter.
 
         Each sub-frame's scene pass is added into a 32-bit float accumulation
-        target with an equal weight; bloom and tone mapping then run once on
+        target with an equal weight. Bloom and tone mapping then run once on
         the average, as a camera would expose it.
         """
         if len(states) == 1:

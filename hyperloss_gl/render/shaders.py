@@ -1,9 +1,9 @@
 """Load GLSL programs from files, resolving ``#include`` and keeping line numbers right.
 
-Every source file gets a number; ``#line`` directives tell the compiler which
-file and line each part came from, and :func:`explain_compile_error` maps the
-compiler's ``SOURCE:LINE`` back to ``file.glsl:LINE``, so an error names the
-file the user edits.
+Every source file gets a number, and ``#line`` directives tell the compiler
+which file and line each part came from. :func:`explain_compile_error` maps
+the compiler's ``SOURCE:LINE`` back to ``file.glsl:LINE``, so an error names
+the file the user edits.
 """
 
 from __future__ import annotations

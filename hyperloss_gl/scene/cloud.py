@@ -3,7 +3,7 @@
 Each vector has a scattered start (random position and direction) and an
 ordered target (a tidy disc of points whose directions agree with the
 region's concept direction). Training moves a region from one to the other;
-``order`` in 0..1 says how far. The camera math is plain NumPy so that the
+``order`` in 0..1 is how far it has moved. The camera math is plain NumPy so that the
 scene can find where a vector lands on screen without OpenGL.
 """
 

@@ -39,9 +39,9 @@ def garble_mask(text: str, stage: str, severity: float, seed: int, epoch: int) -
     """Return which characters of ``text`` are garbled in a stage (a bool per character).
 
     ``severity`` in 0..1 is the normalised loss. The gibberish stage garbles a
-    share of the letters that grows with the loss; the partial stage keeps only
+    share of the letters that grows with the loss. The partial stage keeps only
     the garbled letters of some words, so it is always a subset of the
-    gibberish and at least one word reads right. Spaces are never garbled, so
+    gibberish, and at least one word reads right. Spaces are never garbled, so
     the answer keeps its shape while it resolves.
     """
     rng = np.random.default_rng([seed, epoch, 0x6A2B])

@@ -22,7 +22,7 @@ TRACER_TRAIL_S = 0.22
 
 @dataclass(frozen=True)
 class Position:
-    """Where a time falls on the timeline.
+    """The phase, epoch and stage that a time falls in.
 
     ``epoch`` is 0-based; it is -1 during the intro and the last epoch during
     the outro. ``stage`` is None outside epochs; ``progress`` runs 0..1 over the
