@@ -106,13 +106,7 @@ class FrameSource:
 
     def draw(self, t: float, flip_for_readback: bool = True) -> None:
         """Draw the frame at ``t`` into the renderer's output framebuffer."""
-        count = self.options.motion_blur
-        if count <= 1:
-            self.renderer.render(self.animator.state_at(t), flip_for_readback=flip_for_readback)
-            return
-        states = [self.animator.state_at(time) for time in shutter_times(t, self.options.fps,
-                                                                         count)]
-        self.renderer.render_blurred(states, flip_for_readback=flip_for_readback)
+        self.renderer.render_blurred(self.states(t), flip_for_readback=flip_for_readback)
 
     def release(self) -> None:
         """Release the context if this source created it."""
